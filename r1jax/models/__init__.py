@@ -1,0 +1,8 @@
+"""Models: the transformer (pure init/apply), presets, and weights import/export.
+
+Shape letters are defined in `r1jax.models.transformer`'s docstring.
+"""
+
+from r1jax.models.config import ModelConfig
+from r1jax.models.transformer import (Cache, Params, abstract_params, count_params, forward,
+                                      init, init_cache, param_logical_axes)
