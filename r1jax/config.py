@@ -97,6 +97,8 @@ def _parse_literal(text: str) -> Any:
 def _coerce(value: Any, tp: Any, key: str) -> Any:
   """Converts `value` (a string from the command line or a JSON value) to type `tp`."""
   inner, allows_none = _strip_optional(tp)
+  if typing.get_origin(inner) is typing.Literal and value in typing.get_args(inner):
+    return value  # A literal choice such as "none" is a value, not None.
   if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
     if allows_none or tp is Any:
       return None
