@@ -1,0 +1,144 @@
+""""R1 in miniature": a synthetic addition task where working the problem pays.
+
+Place in the pipeline: the data and rewards of `experiments/miniature.py` (and the ablation
+notebooks). Problems are 4-digit + 4-digit additions written in a 20-symbol vocabulary. A
+completion either answers directly (`A:6912` then end of sequence, 7 tokens) or first works the
+sum digit by digit, units first, inside `<think>...</think>`: for each column the digit of a,
+the digit of b, the carry in, and the two-digit column sum (`4 8 0 12`), then the answer. A
+small decoder learns both styles from a cold-start text where a minority of completions are
+worked; the direct style is far less accurate, so a rule reward on the answer alone teaches the
+policy to think — R1-Zero's story on a laptop CPU.
+
+The tokenizer is a real `tokenizer.json` (a word-level `tokenizers` model, one token per
+symbol) written into the run's workdir, so a checkpoint there loads like any other model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from r1jax.data import tasks as tasks_lib
+from r1jax.data import templates as templates_lib
+from r1jax.data.generators import _Generator
+from r1jax.data.sources import Example
+
+__all__ = ["VOCAB", "AdditionSource", "MiniatureTemplate", "answer_reward", "direct_solution",
+           "worked_solution", "sft_example", "write_tokenizer", "miniature"]
+
+PAD, EOS, THINK, END_THINK = "<pad>", "<eos>", "<think>", "</think>"
+VOCAB = [PAD, EOS, THINK, END_THINK, *"0123456789", "+", "=", "Q", "A", ":", "|"]
+# One symbol per token: the special words first, then any single non-space character.
+_SPLIT = r"<pad>|<eos>|<think>|</think>|\S"
+
+
+def write_tokenizer(folder: str | os.PathLike) -> str:
+  """Writes tokenizer.json + tokenizer_config.json for VOCAB into `folder`; returns the folder."""
+  from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers  # Local: optional.
+  tok = Tokenizer(models.WordLevel({s: i for i, s in enumerate(VOCAB)}, unk_token=PAD))
+  tok.pre_tokenizer = pre_tokenizers.Split(Regex(_SPLIT), behavior="isolated")
+  tok.decoder = decoders.Fuse()
+  tok.add_special_tokens([PAD, EOS])
+  os.makedirs(folder, exist_ok=True)
+  tok.save(os.path.join(folder, "tokenizer.json"))
+  with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+    json.dump({"eos_token": EOS, "pad_token": PAD, "bos_token": None}, f)
+  return os.fspath(folder)
+
+
+def direct_solution(a: int, b: int) -> str:
+  return f"A:{a + b}"
+
+
+def worked_solution(a: int, b: int, digits: int = 4) -> str:
+  """Column by column, units first: digit of a, digit of b, carry in, two-digit column sum."""
+  steps, carry = [], 0
+  for i in range(digits):
+    da, db = (a // 10 ** i) % 10, (b // 10 ** i) % 10
+    s = da + db + carry
+    steps.append(f"{da}{db}{carry}{s:02d}")
+    carry = s // 10
+  return f"{THINK}{'|'.join(steps)}{END_THINK}A:{a + b}"
+
+
+class AdditionSource(_Generator):
+  """Addition problems a + b with `digits`-digit operands; deterministic by (seed, index)."""
+
+  name = "addition"
+  _salt = 7
+
+  def __init__(self, *, seed: int = 0, size: int | None = None, digits: int = 4):
+    super().__init__(seed, size)
+    if not isinstance(digits, int) or not 1 <= digits <= 9:
+      raise ValueError(f"digits must be an integer in [1, 9], got {digits!r}")
+    self.digits = digits
+
+  def _make(self, rng: np.random.Generator) -> Example:
+    lo, hi = 10 ** (self.digits - 1), 10 ** self.digits
+    a, b = (int(x) for x in rng.integers(lo, hi, size=2))
+    return {"question": f"{a}+{b}", "answer": str(a + b), "a": a, "b": b,
+            "digits": self.digits}
+
+
+class MiniatureTemplate(templates_lib.Template):
+  """`Q:a+b=`: the prompt; the completion starts with `<think>` or `A:`."""
+
+  name = "miniature"
+
+  def render(self, example: Example, tokenizer: Any = None) -> str:
+    del tokenizer
+    return f"Q:{example['question']}="
+
+
+_ANSWER = re.compile(r"(?:<think>[^<]*</think>)?A:(\d+)")
+
+
+def answer_reward(response: str, example: Example) -> float:
+  """1 if the whole response is (optional worked steps then) `A:` and the right sum, else 0."""
+  match = _ANSWER.fullmatch(response.replace(EOS, "").strip())
+  return float(match is not None and match.group(1) == str(example["answer"]))
+
+
+def worked_reward(response: str, example: Example) -> float:
+  """1 if the response works the steps (`<think>...</think>` then `A:`); reported, not trained."""
+  del example
+  return float(response.startswith(THINK) and END_THINK in response)
+
+
+def sft_example(example: Example, *, worked: bool) -> dict[str, str]:
+  """A cold-start text: the prompt, and a worked or direct completion ending in EOS."""
+  a, b = example["a"], example["b"]
+  solution = worked_solution(a, b, example["digits"]) if worked else direct_solution(a, b)
+  return {"prompt": MiniatureTemplate().render(example), "completion": solution + EOS,
+          "style": "worked" if worked else "direct"}
+
+
+class ColdStartSource(_Generator):
+  """Stage-1 text: a share `worked_frac` of completions work the steps, the rest answer directly."""
+
+  name = "miniature_sft"
+  _salt = 11
+
+  def __init__(self, *, seed: int = 0, size: int | None = None, digits: int = 4,
+               worked_frac: float = 0.3):
+    super().__init__(seed, size)
+    if not 0 <= worked_frac <= 1:
+      raise ValueError(f"worked_frac must be in [0, 1], got {worked_frac!r}")
+    self.problems = AdditionSource(seed=seed + 1_000_003, digits=digits)
+    self.worked_frac = worked_frac
+
+  def _make(self, rng: np.random.Generator) -> Example:
+    example = self.problems._make(rng)
+    return sft_example(example, worked=bool(rng.random() < self.worked_frac))
+
+
+@tasks_lib.register_task("miniature")
+def miniature(*, seed: int = 0, size: int | None = None, digits: int = 4) -> tasks_lib.Task:
+  """Addition with answer reward only; `worked` (the share that thinks) is reported."""
+  return tasks_lib.Task("miniature", AdditionSource(seed=seed, size=size, digits=digits),
+                        MiniatureTemplate(), {"accuracy": (answer_reward, 1.0)},
+                        {"strict": answer_reward, "worked": worked_reward})

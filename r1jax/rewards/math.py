@@ -1,0 +1,206 @@
+"""The maths accuracy reward: extract a completion's final answer and grade it against the gold.
+
+Place in the pipeline: after sampling, the trainer detokenizes each completion and a task's
+reward calls `math_reward(completion, gold)` (through `MathAccuracy` in a `combine`d reward).
+R1-Zero's accuracy reward is this rule: 1 when the final answer is equivalent to the reference,
+else 0. Too strict a grader under-counts correct answers; one that hangs on a pathological
+answer stalls the run. So grading has two stages:
+
+1. In the calling thread (microseconds): normalization, structure (tuples, sets, intervals,
+   lists) and plain-number checks, in `rewards.math_normalize`. Most answers stop here.
+2. What stage 1 cannot decide (symbolic forms such as `\\frac{\\sqrt2}{2}` vs `1/\\sqrt2`) goes
+   to sympy in a worker process (`rewards.math_symbolic`) under a hard timeout
+   (`rewards.timeout`), which works from any thread; a timeout scores 0 and is counted.
+
+Strict extraction takes the answer only from `<answer>...</answer>` (the boxed part of it if it
+has one) or else the last `\\boxed{...}`; lenient extraction also falls back to GSM8K's `#### N`
+and then to the last number in the text. Tasks report both accuracies. The normalization rules
+(thousands separators, percent, units, `x = 2`, multiple choice, ...) are listed in
+`rewards.math_normalize`. Extracted answers longer than 1,000 characters score 0 by design.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import threading
+from typing import Any, Mapping, Optional
+
+from r1jax.rewards import math_normalize as mn
+from r1jax.rewards import timeout as timeout_lib
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "MathAccuracy",
+    "extract_answer",
+    "gold_answer",
+    "grading_stats",
+    "is_equivalent",
+    "math_reward",
+]
+
+DEFAULT_TIMEOUT_S = 3.0
+_SYMBOLIC_TARGET = "r1jax.rewards.math_symbolic:equal_strings"
+_LAST_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+_CACHE_SIZE = 1 << 16
+
+_log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_stats = {"symbolic_calls": 0, "timeouts": 0, "worker_errors": 0}
+_cache: dict[tuple[str, str], bool] = {}
+
+
+def grading_stats() -> dict[str, int]:
+  """Counters since start: answers sent to sympy, timeouts, worker errors (for metrics)."""
+  with _lock:
+    return dict(_stats)
+
+
+def _count(key: str) -> None:
+  with _lock:
+    _stats[key] += 1
+
+
+def _last_boxed(text: str) -> Optional[str]:
+  i = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+  if i < 0:
+    return None
+  start = j = i + (6 if text.startswith("\\boxed", i) else 5)
+  while j < len(text) and text[j] == " ":
+    j += 1
+  if j < len(text) and text[j] == "{":
+    end = mn.find_group_end(text, j)
+    return text[j + 1:end].strip() if end >= 0 else None
+  # `\boxed 5`: the argument is the next run of non-space characters.
+  m = re.compile(r"[^\s$]+").match(text, j)
+  return m.group() if m and j > start else None
+
+
+def extract_answer(text: str, *, strict: bool = True) -> Optional[str]:
+  """The final answer of a completion, or None.
+
+  Args:
+    text: the completion (or any text holding an answer).
+    strict: take the answer only from the last `<answer>...</answer>` (its last `\\boxed{}`
+      if it has one; the rest of the text when the closing tag is missing) or else the last
+      `\\boxed{...}`. When False, also fall back to GSM8K's `#### N` and then to the last
+      number in the text.
+
+  Returns:
+    The answer text, stripped, or None when there is none.
+  """
+  text = str(text)
+  i = text.rfind("<answer>")
+  if i >= 0:
+    end = text.find("</answer>", i)
+    content = text[i + len("<answer>"):end if end >= 0 else len(text)]
+    boxed = _last_boxed(content)
+    content = (boxed if boxed is not None else content).strip()
+    if content:
+      return content
+  boxed = _last_boxed(text)
+  if boxed:
+    return boxed
+  if strict:
+    return None
+  i = text.rfind("####")
+  if i >= 0:
+    rest = text[i + 4:].strip().split("\n", 1)[0].strip()
+    if rest:
+      return rest
+  last = None
+  for last in _LAST_NUMBER.finditer(text):
+    pass
+  return last.group() if last else None
+
+
+def gold_answer(gold: Any) -> str:
+  """The reference answer from a dataset field: a solution's last `\\boxed{}` or `#### N`."""
+  s = str(gold).strip()
+  if "\\boxed" in s or "\\fbox" in s:
+    boxed = _last_boxed(s)
+    if boxed:
+      return boxed
+  if "####" in s:
+    return s[s.rfind("####") + 4:].strip()
+  return s
+
+
+def _symbolic_equal(p: str, g: str, timeout_s: float) -> bool:
+  key = (p, g)
+  with _lock:
+    if key in _cache:
+      return _cache[key]
+    _stats["symbolic_calls"] += 1
+  try:
+    result = bool(timeout_lib.call(_SYMBOLIC_TARGET, [p, g], timeout_s))
+  except timeout_lib.GradingTimeout:
+    _count("timeouts")
+    return False
+  except timeout_lib.WorkerError as e:
+    # The function raised in the worker (e.g. MemoryError) or the worker died: not graded.
+    _count("worker_errors")
+    _log.debug("symbolic grading failed for %r vs %r: %s", p[:80], g[:80], e)
+    result = False
+  with _lock:
+    if len(_cache) >= _CACHE_SIZE:
+      _cache.clear()
+    _cache[key] = result
+  return result
+
+
+def is_equivalent(pred: Optional[str], gold: Any, *,
+                  timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
+  """Whether answer `pred` is mathematically equivalent to the reference `gold`.
+
+  Args:
+    pred: an extracted answer (None scores False).
+    gold: the reference answer (numbers are converted with str).
+    timeout_s: hard limit on the symbolic stage; past it the answer is not equivalent.
+  """
+  if pred is None:
+    return False
+  if timeout_s <= 0:
+    raise ValueError(f"timeout_s must be positive, got {timeout_s}.")
+  pred, gold = str(pred), str(gold)
+  if len(pred) > mn.MAX_ANSWER_CHARS:
+    return False
+  if len(gold) > mn.MAX_ANSWER_CHARS:
+    return pred.strip() == gold.strip()
+  p, g = mn.normalize(pred), mn.normalize(gold)
+  if not p or not g:
+    return False
+  letter = mn.choice_letter(g, gold=True)
+  if letter is not None:
+    picked = mn.choice_letter(p, gold=False)
+    if picked is not None:
+      return picked == letter
+  result = mn.compare_nodes(mn.split_structure(p), mn.split_structure(g), mn.fast_equal)
+  if result is not None:
+    return result
+  return _symbolic_equal(p, g, timeout_s)
+
+
+def math_reward(completion: str, gold: Any, *, strict: bool = True,
+                timeout_s: float = DEFAULT_TIMEOUT_S) -> float:
+  """1.0 when the completion's final answer is equivalent to `gold`, else 0.0.
+
+  `gold` may be the bare answer or a reference solution ending in `\\boxed{}` or `#### N`.
+  """
+  pred = extract_answer(completion, strict=strict)
+  return 1.0 if is_equivalent(pred, gold_answer(gold), timeout_s=timeout_s) else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class MathAccuracy:
+  """A RewardFn: `math_reward` against `example[gold_key]`."""
+  gold_key: str = "answer"
+  strict: bool = True
+  timeout_s: float = DEFAULT_TIMEOUT_S
+
+  def __call__(self, completion: str, example: Mapping[str, Any]) -> float:
+    if self.gold_key not in example:
+      raise KeyError(f"example has no field {self.gold_key!r} (fields: {sorted(example)}).")
+    return math_reward(completion, example[self.gold_key], strict=self.strict,
+                       timeout_s=self.timeout_s)

@@ -1,0 +1,113 @@
+"""The experiment config: everything `r1jax train` needs, as one nested frozen dataclass.
+
+Place in the pipeline: experiment files return a `Config` from `get_config()` (and a tiny one
+from `get_debug_config()`); the CLI applies `--set a.b=v` overrides (r1jax.config); the trainer
+writes the resolved config as JSON into the workdir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from r1jax.grpo_config import GRPOConfig
+from r1jax.models.config import ModelConfig
+from r1jax.sampler import SamplingConfig
+
+__all__ = ["CheckpointConfig", "Config", "EvalConfig", "OptimConfig", "SFTConfig"]
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+  """AdamW with warmup, a schedule and global-norm clipping."""
+
+  lr: float = 1e-6  # Peak learning rate (R1-Zero: 3e-6).
+  warmup_steps: int = 0  # Linear warmup from 0 to lr over this many optimizer updates.
+  schedule: Literal["constant", "cosine", "linear"] = "constant"  # Decay after warmup.
+  min_lr_ratio: float = 0.0  # Final lr / peak lr for cosine and linear decay.
+  decay_steps: int = 0  # Updates over which to decay; 0 = the whole run.
+  b1: float = 0.9  # Adam beta1.
+  b2: float = 0.99  # Adam beta2.
+  eps: float = 1e-8  # Adam epsilon.
+  weight_decay: float = 0.0  # Decoupled weight decay (AdamW).
+  max_grad_norm: float = 1.0  # Clip gradients to this global norm; 0 = no clipping.
+
+  def __post_init__(self):
+    if not self.lr > 0:
+      raise ValueError(f"OptimConfig.lr must be > 0, got {self.lr!r}")
+    if self.warmup_steps < 0 or self.decay_steps < 0:
+      raise ValueError("OptimConfig.warmup_steps and decay_steps must be >= 0, got "
+                       f"{self.warmup_steps!r} and {self.decay_steps!r}")
+    if not 0 <= self.min_lr_ratio <= 1:
+      raise ValueError(f"OptimConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+    if self.max_grad_norm < 0:
+      raise ValueError(f"OptimConfig.max_grad_norm must be >= 0, got {self.max_grad_norm!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SFTConfig:
+  """R1's stage 1 (cold start): supervised fine-tuning on prompt/completion text before RL."""
+
+  steps: int = 0  # Optimizer steps of SFT; 0 skips the stage.
+  data: str = ""  # A JSONL file with prompt and completion fields, or "miniature".
+  data_args: dict[str, Any] = dataclasses.field(default_factory=dict)  # Args of the data source.
+  batch_size: int = 64  # Rows per SFT step.
+  optim: OptimConfig = OptimConfig(lr=1e-5)  # Its own optimizer (fresh for the RL stage).
+  split_by_style: bool = True  # Batch rows of one "style" together so short rows are not padded.
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """Held-out evaluation inside training, written into metrics.jsonl as `eval/...`."""
+
+  every: int = 0  # Evaluate every this many RL steps (and before the first); 0 = never.
+  num_examples: int = 64  # Held-out examples (the task built with `eval_task_args`).
+  num_samples: int = 1  # Sampled completions per example for the sampled accuracy.
+  temperature: float = 1.0  # Temperature of the sampled evaluation (greedy is always run).
+  batch_size: int = 64  # Prompts per sampler call.
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+  """Orbax checkpoints in WORKDIR/checkpoints."""
+
+  every: int = 50  # Save every this many steps (also at the end and on SIGTERM/SIGINT).
+  keep: int = 3  # Keep the last K checkpoints.
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """A GRPO run: model, task, sampling, objective, optimizer, schedule of evals and saves."""
+
+  model: ModelConfig = ModelConfig()  # Architecture for random init; numerics always apply.
+  model_path: str = ""  # Weights: GGUF, HF folder, hub id or known name; "" = random init.
+  tokenizer_path: str = ""  # "" = model_path (or the workdir's tokenizer for built-in tasks).
+  task: str = "arithmetic"  # A registered task (r1jax.data.tasks.get_task).
+  task_args: dict[str, Any] = dataclasses.field(default_factory=dict)  # Its keyword args.
+  eval_task_args: dict[str, Any] = dataclasses.field(default_factory=dict)  # Held-out overrides.
+  chat: bool = False  # Render prompts through the tokenizer's chat template (instruct models).
+  grpo: GRPOConfig = GRPOConfig()  # The objective (num_samples is R).
+  sampling: SamplingConfig = SamplingConfig()  # Rollout sampling; eos ids default to the tokenizer's.
+  prompts_per_step: int = 8  # P: prompts per step (B = P * R rows).
+  minibatch_size: int = 0  # Rows per gradient-accumulation minibatch; 0 = all B rows at once.
+  num_steps: int = 100  # RL steps.
+  optim: OptimConfig = OptimConfig()  # The RL optimizer.
+  ref_reset_every: int = 0  # Reset the reference to the policy every N steps (R1: 400); 0 never.
+  max_sampling_rounds: int = 4  # DAPO dynamic sampling: at most this many rollouts per step.
+  sft: SFTConfig = SFTConfig()  # Optional cold-start stage before RL.
+  eval: EvalConfig = EvalConfig()  # Held-out evaluation during training.
+  checkpoint: CheckpointConfig = CheckpointConfig()  # Saving and resuming.
+  samples_per_step: int = 4  # Completions written to samples.jsonl each step.
+  tensorboard: bool = True  # Also write TensorBoard event files.
+  seed: int = 0  # Root seed: params, data order, sampling keys all derive from it.
+
+  def __post_init__(self):
+    for name in ("prompts_per_step", "num_steps"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"Config.{name} must be >= 1, got {getattr(self, name)!r}")
+    rows = self.prompts_per_step * self.grpo.num_samples
+    if self.minibatch_size < 0 or (self.minibatch_size and rows % self.minibatch_size):
+      raise ValueError(f"Config.minibatch_size ({self.minibatch_size}) must divide the "
+                       f"{rows} rows of a step (prompts_per_step x grpo.num_samples), or be 0")
+    if self.max_sampling_rounds < 1:
+      raise ValueError(f"Config.max_sampling_rounds must be >= 1, got {self.max_sampling_rounds}")
