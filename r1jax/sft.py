@@ -38,8 +38,13 @@ def sft_source(cfg: SFTConfig, *, seed: int) -> Source:
   return sources.read_jsonl(cfg.data, fields)
 
 
-def encode_pairs(rows: list[dict[str, Any]], tokenizer: Any) -> tuple[np.ndarray, ...]:
-  """Right-padded tokens, attention mask and loss mask [B, T] for prompt+completion rows."""
+def encode_pairs(rows: list[dict[str, Any]], tokenizer: Any,
+                 rows_multiple: int = 1) -> tuple[np.ndarray, ...]:
+  """Right-padded tokens, attention mask and loss mask [B, T] for prompt+completion rows.
+
+  T is rounded up to a multiple of 8 and B to a multiple of `rows_multiple` (extra rows are
+  all padding with loss mask 0), so a run meets few distinct shapes and compiles few times.
+  """
   eos = tokenizer.eos_ids[0] if tokenizer.eos_ids else None
   seqs, starts = [], []
   for row in rows:
@@ -50,9 +55,10 @@ def encode_pairs(rows: list[dict[str, Any]], tokenizer: Any) -> tuple[np.ndarray
     seqs.append(p + c)
     starts.append(len(p))
   t = -(-max(len(s) for s in seqs) // _BUCKET) * _BUCKET
-  tokens = np.full((len(seqs), t), tokenizer.pad_id, np.int32)
-  attn = np.zeros((len(seqs), t), bool)
-  loss = np.zeros((len(seqs), t), np.float32)
+  b = -(-len(seqs) // rows_multiple) * rows_multiple
+  tokens = np.full((b, t), tokenizer.pad_id, np.int32)
+  attn = np.zeros((b, t), bool)
+  loss = np.zeros((b, t), np.float32)
   for i, (s, start) in enumerate(zip(seqs, starts)):
     tokens[i, :len(s)] = s
     attn[i, :len(s)] = True
@@ -74,7 +80,9 @@ def run_sft(params, opt_state, *, model_cfg: ModelConfig, tokenizer: Any, cfg: S
       groups.setdefault(row.get("style", "") if cfg.split_by_style else "", []).append(row)
     total_loss, total_tokens, grads = 0.0, 0.0, None
     for name in sorted(groups):
-      loss, count, g = grad_fn(params, *encode_pairs(groups[name], tokenizer))
+      # Style groups vary in size from step to step: round rows up to a quarter of the batch.
+      loss, count, g = grad_fn(params, *encode_pairs(groups[name], tokenizer,
+                                                     max(1, cfg.batch_size // 4)))
       total_loss += float(loss)
       total_tokens += float(count)
       grads = g if grads is None else jax.tree.map(lambda a, b: a + b, grads, g)

@@ -12,6 +12,7 @@ from r1jax.data.sources import (Example, ExampleStream, RecordSource, Source, Tf
 from r1jax.data.templates import (ChatTemplate, QwenMathTemplate, R1ZeroTemplate, Template,
                                   get_template)
 from r1jax.data.tasks import TASKS, PromptBatch, Task, get_task, register_task
+from r1jax.data import miniature  # Registers the built-in "miniature" task.  # pylint: disable=g-bad-import-order
 
 __all__ = [
     "ArithmeticGenerator",

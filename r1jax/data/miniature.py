@@ -15,6 +15,7 @@ symbol) written into the run's workdir, so a checkpoint there loads like any oth
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -84,10 +85,11 @@ class AdditionSource(_Generator):
             "digits": self.digits}
 
 
+@dataclasses.dataclass(frozen=True)
 class MiniatureTemplate(templates_lib.Template):
   """`Q:a+b=`: the prompt; the completion starts with `<think>` or `A:`."""
 
-  name = "miniature"
+  name: str = "miniature"
 
   def render(self, example: Example, tokenizer: Any = None) -> str:
     del tokenizer

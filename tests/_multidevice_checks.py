@@ -1,0 +1,167 @@
+"""Sharded-vs-single-device checks on 8 fake CPU devices; run by sharding_multidevice_test.py.
+
+Runs in its own process because XLA's fake device count must be set before jax is imported.
+For each mesh it measures (does not judge) the differences between the sharded and the
+one-device computation and prints one JSON object; the test file holds the tolerances.
+"""
+
+import os
+
+# Cheaper CPU compiles (the checks compile ~10 programs; the reference is compiled alike).
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8"
+                           " --xla_backend_optimization_level=0"
+                           " --xla_llvm_disable_expensive_passes=true")
+os.environ["JAX_PLATFORMS"] = "cpu"
+
+import dataclasses  # pylint: disable=g-import-not-at-top
+import json
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from r1jax import dryrun
+from r1jax import sharding
+from r1jax.models import ModelConfig, transformer
+
+MESHES = ((8, 1, 1), (2, 4, 1), (1, 4, 2), (2, 2, 2))
+CFG = dataclasses.replace(ModelConfig(), tie_embeddings=False, qkv_bias=True)
+B, T, T_NEW = 8, 12, 4
+ODD_BATCH_MESH = (2, 2, 2)
+
+
+def _tick(name, t0=[time.process_time()]):  # pylint: disable=dangerous-default-value
+  print(f"{name}: {time.process_time() - t0[0]:.1f} s cpu", file=sys.stderr)
+  t0[0] = time.process_time()
+
+
+def _max_diff(a, b) -> float:
+  diffs = jax.tree.leaves(jax.tree.map(
+      lambda x, y: float(np.max(np.abs(np.asarray(x) - np.asarray(y)))), a, b))
+  return max(diffs)
+
+
+def _loss(params, tokens, mask):
+  logits, _ = transformer.forward(params, tokens, cfg=CFG, attention_mask=mask)
+  logp = jax.nn.log_softmax(logits[:, :-1], axis=-1)
+  picked = jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
+  m = mask[:, 1:].astype(jnp.float32)
+  return -jnp.sum(picked * m) / jnp.sum(m)
+
+
+def _forward(params, tokens, mask):
+  return transformer.forward(params, tokens, cfg=CFG, attention_mask=mask)[0]
+
+
+def _prefill_decode(params, tokens, mask, cache):
+  _, cache = transformer.forward(params, tokens, cfg=CFG, cache=cache, attention_mask=mask)
+  nxt = tokens[:, -1:]
+  logits, cache = transformer.forward(params, nxt, cfg=CFG, cache=cache)
+  return logits, cache["k"]
+
+
+def _everything(params, tokens, mask, cache, odd_tokens, odd_mask):
+  """All model computations of one mesh in one jit: a single compile per mesh."""
+  out = {"logits": _forward(params, tokens, mask),
+         "grads": jax.grad(_loss)(params, tokens, mask),
+         "decode": _prefill_decode(params, tokens, mask, cache)}
+  if odd_tokens is not None:
+    out["odd"] = _forward(params, odd_tokens, odd_mask)
+  return out
+
+
+def _inputs():
+  rng = np.random.default_rng(0)
+  tokens = rng.integers(0, CFG.vocab_size, (B, T)).astype(np.int32)
+  lengths = np.array([T, T - 3, T, 5, T - 1, T, 2, T])  # Left padding of various lengths.
+  mask = np.arange(T)[None, :] >= (T - lengths)[:, None]
+  return jnp.asarray(tokens), jnp.asarray(mask)
+
+
+def main() -> None:
+  key = jax.random.key(0)
+  tokens, mask = _inputs()
+  ref_params = jax.jit(lambda k: transformer.init(CFG, k))(key)
+  cache0 = transformer.init_cache(CFG, B, T + T_NEW)
+  odd_tokens, odd_mask = tokens[:6], mask[:6]  # 6 rows: not divisible by 8 batch shards.
+  ref = jax.jit(_everything)(ref_params, tokens, mask, cache0, odd_tokens, odd_mask)
+  _tick("reference")
+
+  results = {}
+  for shape in MESHES:
+    r = {}
+    mesh_cfg = sharding.MeshConfig(*shape)
+    mesh = sharding.make_mesh(mesh_cfg)
+    rules = mesh_cfg.rules
+    params = sharding.init_params_sharded(CFG, key, mesh, rules)
+    expected = sharding.param_shardings(CFG, mesh, rules)
+    _tick("init")
+    r["init_max_diff"] = _max_diff(params, ref_params)
+    r["init_shardings_match"] = all(jax.tree.leaves(jax.tree.map(
+        lambda a, s: a.sharding.is_equivalent_to(s, a.ndim), params, expected)))
+    r["num_split_params"] = sum(
+        a.addressable_shards[0].data.shape != a.shape for a in jax.tree.leaves(params))
+    # Per-device bytes as the dry run computes them arithmetically, against real shards.
+    specs = sharding.param_specs(CFG, mesh, rules)
+    r["dryrun_param_bytes"] = dryrun.per_device_bytes(
+        transformer.abstract_params(CFG), specs, dict(mesh.shape))
+    r["actual_param_bytes"] = sum(
+        a.addressable_shards[0].data.nbytes for a in jax.tree.leaves(params))
+
+    tok_s = jax.device_put(tokens, sharding.batch_shardings(tokens, mesh, rules))
+    mask_s = jax.device_put(mask, sharding.batch_shardings(mask, mesh, rules))
+    cache = jax.device_put(cache0, sharding.cache_shardings(cache0, mesh, rules))
+    # One mesh (compiles are the cost) also runs 6 rows: inputs replicated by the fallback,
+    # activation constraints split unevenly.
+    odd = (odd_tokens, odd_mask) if shape == ODD_BATCH_MESH else (None, None)
+    with sharding.axis_rules_context(mesh, rules):
+      lowered = jax.jit(_everything).lower(params, tok_s, mask_s, cache, *odd)
+      out = lowered.compile()(params, tok_s, mask_s, cache, *odd)
+    _tick("model")
+    r["constraint_in_hlo"] = "sharding_constraint" in lowered.as_text()
+    # Without the context the model's constraints are no-ops (lowering only: no compile).
+    plain = jax.jit(_forward).lower(params, tok_s, mask_s).as_text()
+    r["constraint_without_context"] = "sharding_constraint" in plain
+    r["logits_max_diff"] = _max_diff(out["logits"], ref["logits"])
+    r["grads_max_diff"] = _max_diff(out["grads"], ref["grads"])
+    r["decode_max_diff"] = _max_diff(out["decode"][0], ref["decode"][0])
+    r["cache_batch_split"] = out["decode"][1].addressable_shards[0].data.shape[1] < B
+    r["odd_batch_spec"] = str(sharding.batch_spec(odd_tokens.shape, mesh, rules))
+    if "odd" in out:
+      r["odd_batch_logits_max_diff"] = _max_diff(out["odd"], ref["odd"])
+
+    # Optimizer state mirrors the params' shardings; scalars are replicated.
+    opt = optax.adamw(1e-3)
+    opt_sh = sharding.opt_state_shardings(opt, expected, transformer.abstract_params(CFG))
+    state = jax.jit(opt.init, out_shardings=opt_sh)(params)
+    mu = state[0].mu
+    r["opt_mu_shardings_match"] = all(jax.tree.leaves(jax.tree.map(
+        lambda a, s: a.sharding.is_equivalent_to(s, a.ndim), mu, expected)))
+    r["opt_count_replicated"] = state[0].count.sharding.is_fully_replicated
+
+    _tick("opt")
+    # Train -> sample layout switch: the same values, the sample layout's shardings.
+    sample = sharding.param_shardings(CFG, mesh, sharding.SAMPLE_RULES)
+    moved = sharding.reshard(params, sample)
+    r["reshard_max_diff"] = _max_diff(moved, params)
+    r["reshard_shardings_match"] = all(jax.tree.leaves(jax.tree.map(
+        lambda a, s: a.sharding.is_equivalent_to(s, a.ndim), moved, sample)))
+
+    # One process: host-local data is the whole batch.
+    glob = sharding.host_local_to_global({"t": np.asarray(tokens)}, mesh, P(("data", "fsdp")))
+    r["host_local_equal"] = bool(np.array_equal(np.asarray(glob["t"]), np.asarray(tokens)))
+    r["host_local_sharding"] = glob["t"].sharding.is_equivalent_to(
+        NamedSharding(mesh, P(("data", "fsdp"))), 2)
+    results["x".join(map(str, shape))] = r
+    _tick("rest")
+  results["num_devices"] = jax.device_count()
+  json.dump(results, sys.stdout)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,146 @@
+"""The dry run: per-device bytes by arithmetic, FLOPs, and a clear fit / shortfall verdict."""
+
+import dataclasses
+
+import jax
+import pytest
+
+from r1jax import dryrun
+from r1jax import sharding
+from r1jax.models import ModelConfig, transformer
+from r1jax.models.presets import get_preset
+
+GIB = 2 ** 30
+
+
+def _r1_zero_7b(**overrides):
+  """Qwen2.5-Math-7B at R1-Zero's scale: 32 prompts x 16 samples, 4k tokens, 64 devices."""
+  kwargs = dict(batch=512, seq_len=4096, num_devices=64, device_memory_gb=80, remat="full",
+                minibatch=64, prompt_len=512, num_samples=16, reference=True)
+  kwargs.update(overrides)
+  return dryrun.dry_run(get_preset("qwen2.5-math-7b"), sharding.MeshConfig(), **kwargs)
+
+
+def test_qwen_math_7b_on_64_devices_of_80gb_fits():
+  report = _r1_zero_7b()
+  assert report.mesh == {"data": 1, "fsdp": 64, "tensor": 1}
+  assert report.fits and report.shortfall_bytes == 0
+  assert report.peak_bytes <= report.usable_bytes == int(80 * GIB * 0.9)
+  assert report.verdict.startswith("Fits: the peak (training) needs")
+  assert report.verdict in dryrun.format_report(report)
+
+
+def test_qwen_32b_on_4_devices_reports_the_shortfall():
+  report = dryrun.dry_run(get_preset("qwen2.5-32b"), (1, 4, 1), batch=64, seq_len=2048,
+                          device_memory_gb=80, remat="full", minibatch=4)
+  assert not report.fits
+  assert report.shortfall_bytes == report.peak_bytes - report.usable_bytes > 0
+  assert report.verdict.startswith("Does not fit: the peak (training) needs")
+  assert f"{report.shortfall_bytes / GIB:.1f} GiB short per device" in report.verdict
+  assert "optimizer state" in report.verdict  # Names the largest parts.
+
+
+def test_params_bytes_are_sharded_arithmetic_with_replicated_norms_and_biases():
+  cfg = get_preset("qwen2.5-7b")
+  report = dryrun.dry_run(cfg, (1, 64, 1), batch=64, seq_len=128)
+  total = transformer.count_params(transformer.abstract_params(cfg))
+  l, d, nh, kh = cfg.num_layers, cfg.hidden_size, cfg.num_heads * cfg.head_dim, (
+      cfg.num_kv_heads * cfg.head_dim)
+  # Norms ('norm') and biases ('q_heads' / 'kv_heads' only) have no dim mapped to fsdp.
+  replicated = 2 * l * d + d + l * (nh + 2 * kh)
+  assert (total - replicated) % 64 == 0
+  assert report.params_bytes == 4 * ((total - replicated) // 64 + replicated)
+  assert report.opt_state_bytes == 2 * report.params_bytes + 4  # AdamW mu, nu and a count.
+  assert report.grads_bytes == report.params_bytes
+
+
+def test_kv_cache_bytes_split_over_batch_axes():
+  cfg = get_preset("qwen2.5-7b")
+  report = dryrun.dry_run(cfg, (2, 32, 1), batch=64, seq_len=4096)
+  per_row = 2 * cfg.num_layers * 4096 * cfg.num_kv_heads * cfg.head_dim * 4  # k and v, f32.
+  assert report.kv_cache_bytes == per_row + 4096 + 4 + 4  # + mask row, pos, index.
+
+
+def test_activation_formula_for_tiny_config_under_full_remat():
+  cfg = ModelConfig()  # D=32, L=2, N=4, K=2, H=8, F=64, V=256, float32.
+  report = dryrun.dry_run(cfg, (1, 1, 1), batch=4, seq_len=16, remat="full")
+  b, t, e = 4, 16, 4
+  carry = b * t * 32 * e
+  proj = b * t * (32 + 2 * 16 + 32) * e
+  mlp = b * t * (2 * 64 + 32) * e
+  attn = b * 4 * t * t * (4 + e)
+  other = b * t * (2 * 32 + 64 + 32) * e
+  logits = 3 * b * t * 256 * 4
+  assert report.activation_bytes == 2 * carry + (proj + mlp + attn + other) + logits
+
+
+def test_remat_policies_order_activation_memory():
+  sizes = [dryrun.dry_run(get_preset("qwen2.5-1.5b"), (1, 8, 1), batch=64, seq_len=1024,
+                          remat=r).activation_bytes
+           for r in ("full", "dots_no_batch", "dots", "none")]
+  assert sizes == sorted(sizes) and len(set(sizes)) == 4
+
+
+def test_flops_per_step_formula():
+  cfg = ModelConfig()
+  n = transformer.count_params(transformer.abstract_params(cfg))  # Tied: all params in matmuls.
+  report = dryrun.dry_run(cfg, (1, 1, 1), batch=4, seq_len=16, remat="full", reference=True)
+  lnh, tokens = 2 * 4 * 8, 4 * 16
+  assert report.flops_train == tokens * (6 * n + 12 * lnh * 16)
+  assert report.flops_recompute == tokens * (2 * n + 4 * lnh * 16)
+  assert report.flops_reference == tokens * (2 * n + 4 * lnh * 16)
+  assert report.flops_sample == tokens * (2 * n + 4 * lnh * 16)
+  assert report.flops_per_step == (report.flops_train + report.flops_recompute
+                                   + report.flops_reference + report.flops_sample)
+
+
+def test_untied_head_counts_the_head_not_the_lookup():
+  cfg = dataclasses.replace(ModelConfig(), tie_embeddings=False)
+  n = transformer.count_params(transformer.abstract_params(cfg)) - 256 * 32
+  report = dryrun.dry_run(cfg, (1, 1, 1), batch=1, seq_len=8, remat="none")
+  assert report.flops_train == 8 * (6 * n + 12 * 64 * 8)
+
+
+def test_separate_sample_layout_adds_the_sampler_param_copy():
+  cfg = ModelConfig()
+  same = dryrun.dry_run(cfg, sharding.MeshConfig(), batch=8, seq_len=16, num_devices=8)
+  other = dryrun.dry_run(cfg, sharding.MeshConfig(sample_rules=sharding.SAMPLE_RULES),
+                         batch=8, seq_len=16, num_devices=8)
+  assert same.sampler_params_bytes == 0
+  n = transformer.count_params(transformer.abstract_params(cfg))
+  assert other.sampler_params_bytes == 4 * n  # tensor = 1: the sampler copy is whole.
+
+
+def test_dims_that_cannot_split_are_noted():
+  report = dryrun.dry_run(get_preset("qwen2.5-7b"), (1, 8, 8), batch=64, seq_len=128)
+  assert any("self_attn/q_proj/kernel dim 2 (q_heads" in n for n in report.notes)
+  assert any("self_attn/k_proj/kernel" in n for n in report.notes)
+  text = dryrun.format_report(report)
+  assert "Note: " in text and "GiB" in text and "FLOPs per step" in text
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"optimizer": "adagrad"}, "unknown optimizer 'adagrad'; accepted: adamw"),
+    ({"remat": "some"}, "unknown remat policy 'some'"),
+    ({"num_devices": 3}, "needs 8 devices but 3 are available"),
+    ({"batch": 0}, "dry_run batch must be a positive integer, got 0"),
+    ({"prompt_len": 16}, "prompt_len must be in \\[0, seq_len=16\\)"),
+])
+def test_bad_arguments_are_clear_errors(kwargs, match):
+  args = dict(batch=8, seq_len=16)
+  args.update(kwargs)
+  with pytest.raises(ValueError, match=match):
+    dryrun.dry_run(ModelConfig(), (2, 2, 2), **args)
+
+
+def test_mesh_with_fill_axis_needs_num_devices():
+  with pytest.raises(ValueError, match="num_devices is needed"):
+    dryrun.dry_run(ModelConfig(), sharding.MeshConfig(), batch=8, seq_len=16)
+  with pytest.raises(ValueError, match="mesh must be a MeshConfig"):
+    dryrun.dry_run(ModelConfig(), "2x2x2", batch=8, seq_len=16)
+
+
+def test_dry_run_allocates_nothing_for_a_32b_model():
+  before = len(jax.live_arrays())
+  dryrun.dry_run(get_preset("qwen2.5-32b"), (1, 64, 1), batch=64, seq_len=128)
+  assert len(jax.live_arrays()) - before < 10  # A few scalars at most, never the params.
