@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 INSTALL_REQUIRES = [
     "jax>=0.7.0,<0.11",
     "flax>=0.11.0,<0.13",
-    "optax>=0.2.4,<0.3",
+    "optax>=0.2.5,<0.3",
     "orbax-checkpoint>=0.11.0,<0.13",
     "chex>=0.1.89,<0.2",
     "numpy>=1.26,<3",

@@ -355,3 +355,18 @@ def format_report(report: Report) -> str:
     lines.append(f"Note: ... and {len(report.notes) - 8} more replicated params")
   lines.append(report.verdict)
   return "\n".join(lines)
+
+
+def dry_run_config(cfg: Any, *, num_devices: int, device_memory_gb: float = 80.0) -> Report:
+  """`dry_run` of one GRPO step of an experiment Config (r1jax.run_config.Config).
+
+  Rows B = prompts_per_step x grpo.num_samples; each row is max_prompt_len prompt tokens plus
+  sampling.max_new_tokens; the architecture is cfg.model and the mesh cfg.mesh.
+  """
+  r = cfg.grpo.num_samples
+  return dry_run(cfg.model, cfg.mesh, batch=cfg.prompts_per_step * r,
+                 seq_len=cfg.max_prompt_len + cfg.sampling.max_new_tokens,
+                 num_devices=num_devices, device_memory_gb=device_memory_gb,
+                 minibatch=cfg.minibatch_size or None, prompt_len=cfg.max_prompt_len,
+                 num_samples=r, num_iterations=cfg.grpo.num_iterations,
+                 reference=cfg.grpo.kl_coef > 0)

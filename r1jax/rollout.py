@@ -73,13 +73,17 @@ class Rollouts:
 
 
 def encode_prompts(task: Task, examples: Sequence[Example], tokenizer: Any, *,
-                   chat: bool) -> list[list[int]]:
+                   chat: bool, max_len: int | None = None) -> list[list[int]]:
   """Token ids of each rendered prompt (chat: through the tokenizer's chat template)."""
   out = []
   for ex in examples:
     text = task.render(ex, tokenizer if chat else None)
     # A chat template writes its own special tokens; a plain template gets the model's BOS.
-    out.append(tokenizer.encode(text, add_special_tokens=not chat))
+    ids = tokenizer.encode(text, add_special_tokens=not chat)
+    if max_len is not None and len(ids) > max_len:
+      raise ValueError(f"the prompt of example {ex.get('id')!r} has {len(ids)} tokens, more "
+                       f"than max_prompt_len={max_len}; raise max_prompt_len or drop it")
+    out.append(ids)
   return out
 
 
@@ -93,9 +97,10 @@ def _decode(tokenizer: Any, tokens: np.ndarray, length: int, finished: bool,
 
 def collect(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
             model_cfg: ModelConfig, sampling: sampler_lib.SamplingConfig, grpo_cfg: GRPOConfig,
-            key: jax.Array, num_samples: int, chat: bool = False) -> Rollouts:
+            key: jax.Array, num_samples: int, chat: bool = False,
+            max_prompt_len: int | None = None) -> Rollouts:
   """Samples `num_samples` completions for each example and scores them."""
-  prompt_ids = encode_prompts(task, examples, tokenizer, chat=chat)
+  prompt_ids = encode_prompts(task, examples, tokenizer, chat=chat, max_len=max_prompt_len)
   out = sampler_lib.generate(params, prompt_ids, cfg=model_cfg, sampling=sampling, key=key,
                              num_samples=num_samples)
   tokens, logprobs, lengths, finished = (np.asarray(x) for x in jax.device_get(out))

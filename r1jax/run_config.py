@@ -13,6 +13,7 @@ from typing import Any, Literal
 from r1jax.grpo_config import GRPOConfig
 from r1jax.models.config import ModelConfig
 from r1jax.sampler import SamplingConfig
+from r1jax.sharding import MeshConfig
 
 __all__ = ["CheckpointConfig", "Config", "EvalConfig", "OptimConfig", "SFTConfig"]
 
@@ -88,6 +89,7 @@ class Config:
   chat: bool = False  # Render prompts through the tokenizer's chat template (instruct models).
   grpo: GRPOConfig = GRPOConfig()  # The objective (num_samples is R).
   sampling: SamplingConfig = SamplingConfig()  # Rollout sampling; eos ids default to the tokenizer's.
+  max_prompt_len: int = 512  # Longer prompts are an error; also the prompt length a dry run plans.
   prompts_per_step: int = 8  # P: prompts per step (B = P * R rows).
   minibatch_size: int = 0  # Rows per gradient-accumulation minibatch; 0 = all B rows at once.
   num_steps: int = 100  # RL steps.
@@ -97,6 +99,7 @@ class Config:
   sft: SFTConfig = SFTConfig()  # Optional cold-start stage before RL.
   eval: EvalConfig = EvalConfig()  # Held-out evaluation during training.
   checkpoint: CheckpointConfig = CheckpointConfig()  # Saving and resuming.
+  mesh: MeshConfig = MeshConfig()  # Devices as data x fsdp x tensor, and the logical-axis rules.
   samples_per_step: int = 4  # Completions written to samples.jsonl each step.
   tensorboard: bool = True  # Also write TensorBoard event files.
   seed: int = 0  # Root seed: params, data order, sampling keys all derive from it.
@@ -109,5 +112,7 @@ class Config:
     if self.minibatch_size < 0 or (self.minibatch_size and rows % self.minibatch_size):
       raise ValueError(f"Config.minibatch_size ({self.minibatch_size}) must divide the "
                        f"{rows} rows of a step (prompts_per_step x grpo.num_samples), or be 0")
+    if self.max_prompt_len < 1:
+      raise ValueError(f"Config.max_prompt_len must be >= 1, got {self.max_prompt_len}")
     if self.max_sampling_rounds < 1:
       raise ValueError(f"Config.max_sampling_rounds must be >= 1, got {self.max_sampling_rounds}")

@@ -80,9 +80,9 @@ def run_sft(params, opt_state, *, model_cfg: ModelConfig, tokenizer: Any, cfg: S
       groups.setdefault(row.get("style", "") if cfg.split_by_style else "", []).append(row)
     total_loss, total_tokens, grads = 0.0, 0.0, None
     for name in sorted(groups):
-      # Style groups vary in size from step to step: round rows up to a quarter of the batch.
+      # Style groups vary in size from step to step: round rows up to an eighth of the batch.
       loss, count, g = grad_fn(params, *encode_pairs(groups[name], tokenizer,
-                                                     max(1, cfg.batch_size // 4)))
+                                                     max(1, cfg.batch_size // 8)))
       total_loss += float(loss)
       total_tokens += float(count)
       grads = g if grads is None else jax.tree.map(lambda a, b: a + b, grads, g)

@@ -38,6 +38,7 @@ from r1jax import metrics as metrics_lib
 from r1jax import rollout as rollout_lib
 from r1jax import sampler as sampler_lib
 from r1jax import sft as sft_lib
+from r1jax import sharding
 from r1jax import train_step
 from r1jax.data import tasks as tasks_lib
 from r1jax.models import transformer
@@ -60,10 +61,12 @@ def _git_hash() -> str | None:
     return None
 
 
-def load_policy(cfg: Config, workdir: str | os.PathLike, key: jax.Array):
+def load_policy(cfg: Config, workdir: str | os.PathLike, key: jax.Array,
+                mesh: jax.sharding.Mesh | None = None):
   """(model_cfg, params, tokenizer): from cfg.model_path, or random init of cfg.model.
 
-  The config's numerics (dtype, param_dtype, remat) apply to loaded weights too.
+  The config's numerics (dtype, param_dtype, remat) apply to loaded weights too. With a mesh,
+  the params are placed in their shardings (random ones are born sharded).
   `tokenizer_path = "miniature"` writes the built-in task's tokenizer into the workdir.
   """
   numerics = {k: getattr(cfg.model, k) for k in _NUMERICS}
@@ -80,6 +83,11 @@ def load_policy(cfg: Config, workdir: str | os.PathLike, key: jax.Array):
     model_cfg, params = weights.load(cfg.model_path)
     model_cfg = dataclasses.replace(model_cfg, **numerics)
     params = jax.tree.map(lambda x: x.astype(model_cfg.param_dtype), params)
+    if mesh is not None:
+      params = jax.device_put(params, sharding.param_shardings(model_cfg, mesh, cfg.mesh.rules))
+  elif mesh is not None:
+    model_cfg = cfg.model
+    params = sharding.init_params_sharded(model_cfg, key, mesh, cfg.mesh.rules)
   else:
     model_cfg = cfg.model
     params = jax.jit(lambda k: transformer.init(model_cfg, k))(key)
@@ -157,8 +165,16 @@ def run(cfg: Config, workdir: str | os.PathLike, *, max_steps: int | None = None
     (workdir / "run_info.json").write_text(json.dumps(
         {"git_hash": _git_hash(), "seed": cfg.seed, "jax": jax.__version__,
          "devices": [str(d) for d in jax.devices()]}, indent=2))
+  mesh = sharding.make_mesh(cfg.mesh)
+  # Every trace of the model happens under the mesh and the logical-axis rules.
+  with sharding.axis_rules_context(mesh, cfg.mesh.rules):
+    return _run(cfg, workdir, mesh, max_steps, is_main)
+
+
+def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps: int | None,
+         is_main: bool) -> dict:
   root = jax.random.key(cfg.seed)
-  model_cfg, params, tokenizer = load_policy(cfg, workdir, jax.random.fold_in(root, _INIT))
+  model_cfg, params, tokenizer = load_policy(cfg, workdir, jax.random.fold_in(root, _INIT), mesh)
   if is_main:
     (workdir / "model_config.json").write_text(config_lib.to_json(model_cfg))
   sampling = _sampling(cfg, tokenizer)
@@ -174,7 +190,12 @@ def run(cfg: Config, workdir: str | os.PathLike, *, max_steps: int | None = None
 
   ckpt = checkpoint_lib.Checkpointer(workdir, save_every=cfg.checkpoint.every,
                                      keep=cfg.checkpoint.keep)
-  opt_state = tx.init(params)
+  param_sh = jax.tree.map(lambda x: x.sharding, params)
+  opt_init = jax.jit(tx.init, out_shardings=sharding.opt_state_shardings(
+      tx, param_sh, jax.eval_shape(lambda: params)))
+  sample_sh = (None if cfg.mesh.sample_rules is None else
+               sharding.param_shardings(model_cfg, mesh, cfg.mesh.sample_rules))
+  opt_state = opt_init(params)
   ref_params = params if use_ref else None
   target = _state(params, opt_state, ref_params, root)
   restored = ckpt.restore_latest(target)
@@ -197,7 +218,7 @@ def run(cfg: Config, workdir: str | os.PathLike, *, max_steps: int | None = None
           stream=rollout_lib.ExampleStream(sft_stream, seed=cfg.seed),
           log=lambda s, m: writer.log_console(f"sft {s}/{cfg.sft.steps}", m))
       ref_params = params if use_ref else None
-      opt_state = tx.init(params)
+      opt_state = opt_init(params)
     ckpt.save(0, _state(params, opt_state, ref_params, root),
               meta={"data_position": stream.position}, force=True)
 
@@ -231,7 +252,12 @@ def run(cfg: Config, workdir: str | os.PathLike, *, max_steps: int | None = None
                                        num_minibatches=num_mb)
   ref_fn = train_step.make_ref_logprobs(model_cfg, t_new, num_mb) if use_ref else None
   collect_kwargs = dict(task=task, tokenizer=tokenizer, model_cfg=model_cfg, sampling=sampling,
-                        grpo_cfg=grpo_cfg, num_samples=r, chat=cfg.chat)
+                        grpo_cfg=grpo_cfg, num_samples=r, chat=cfg.chat,
+                        max_prompt_len=cfg.max_prompt_len)
+
+  def sampler_params():
+    # The sampler may use its own layout (MeshConfig.sample_rules): one reshard per rollout.
+    return params if sample_sh is None else sharding.reshard(params, sample_sh)
   checkpoint_lib.install_preemption_handler()
   end = cfg.num_steps if max_steps is None else min(cfg.num_steps, start + max_steps)
   metrics: dict[str, float] = {}
@@ -244,11 +270,11 @@ def run(cfg: Config, workdir: str | os.PathLike, *, max_steps: int | None = None
       key = jax.random.fold_in(jax.random.fold_in(root, _ROLLOUT), step)
       if grpo_cfg.dynamic_sampling:
         ro, metrics = rollout_lib.collect_filtered(
-            params, stream, cfg.prompts_per_step, max_rounds=cfg.max_sampling_rounds, key=key,
+            sampler_params(), stream, cfg.prompts_per_step, max_rounds=cfg.max_sampling_rounds, key=key,
             **collect_kwargs)
       else:
-        ro = rollout_lib.collect(params, stream.next_batch(cfg.prompts_per_step), key=key,
-                                 **collect_kwargs)
+        ro = rollout_lib.collect(sampler_params(), stream.next_batch(cfg.prompts_per_step),
+                                 key=key, **collect_kwargs)
         metrics = {"groups/zero_var_frac": float(np.asarray(
             grpo.zero_variance_groups(jnp.asarray(ro.total_reward))).mean())}
       if len(ro.examples) < cfg.prompts_per_step:
@@ -259,12 +285,13 @@ def run(cfg: Config, workdir: str | os.PathLike, *, max_steps: int | None = None
       t_prompt = sampler_lib.bucket_length(max(len(p) for p in ro.prompt_ids), sampling)
       arrays = rollout_lib.to_batch_arrays(ro, t_prompt=t_prompt, pad_id=sampling.pad_id,
                                            mask_truncated=grpo_cfg.mask_truncated)
-      tokens, attn = jnp.asarray(arrays["tokens"]), jnp.asarray(arrays["attn_mask"])
-      ref_lp = (ref_fn(ref_params, tokens, attn) if use_ref
-                else jnp.zeros((rows, t_new), jnp.float32))
-      batch = train_step.Batch(tokens, attn, jnp.asarray(arrays["loss_mask"]),
-                               jnp.asarray(adv.reshape(-1), jnp.float32),
-                               jnp.zeros((rows, t_new), jnp.float32), ref_lp)
+      host = train_step.Batch(arrays["tokens"], arrays["attn_mask"], arrays["loss_mask"],
+                              adv.reshape(-1).astype(np.float32),
+                              np.zeros((rows, t_new), np.float32),
+                              np.zeros((rows, t_new), np.float32))
+      batch = jax.device_put(host, sharding.batch_shardings(host, mesh, cfg.mesh.rules))
+      if use_ref:
+        batch = batch._replace(ref_logprobs=ref_fn(ref_params, batch.tokens, batch.attn_mask))
       if use_ref and ref_params is params:
         ref_params = jax.tree.map(jnp.copy, params)  # The update donates params.
       t1 = time.perf_counter()

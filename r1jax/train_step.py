@@ -132,7 +132,7 @@ def make_grpo_update(model_cfg: ModelConfig, grpo_cfg: GRPOConfig,
     grads, (metrics, logps) = jax.lax.scan(
         one, zeros, jax.tree.map(lambda x: _split(x, num_minibatches), batch))
     metrics = {k: jnp.sum(v) if k in _SUMMED else jnp.mean(v) for k, v in metrics.items()}
-    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["grad_norm"] = optax.tree.norm(grads)
     updates, opt_state = tx.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     return params, opt_state, metrics, logps.reshape(batch.tokens.shape[0], t_new)
@@ -169,6 +169,6 @@ def make_apply_update(tx: optax.GradientTransformation) -> Callable:
   def apply(params, opt_state, grads, scale):
     grads = jax.tree.map(lambda g: g * scale, grads)
     updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, optax.global_norm(grads)
+    return optax.apply_updates(params, updates), opt_state, optax.tree.norm(grads)
 
   return apply

@@ -2,7 +2,7 @@
 
 Place in the pipeline: the data and rewards of `experiments/miniature.py` (and the ablation
 notebooks). Problems are 4-digit + 4-digit additions written in a 20-symbol vocabulary. A
-completion either answers directly (`A:6912` then end of sequence, 7 tokens) or first works the
+completion either answers directly (`A:06912` then end of sequence, 8 tokens) or first works the
 sum digit by digit, units first, inside `<think>...</think>`: for each column the digit of a,
 the digit of b, the carry in, and the two-digit column sum (`4 8 0 12`), then the answer. A
 small decoder learns both styles from a cold-start text where a minority of completions are
@@ -51,8 +51,14 @@ def write_tokenizer(folder: str | os.PathLike) -> str:
   return os.fspath(folder)
 
 
-def direct_solution(a: int, b: int) -> str:
-  return f"A:{a + b}"
+def _answer(a: int, b: int, digits: int) -> str:
+  # Zero-padded to digits + 1 so every answer digit sits at a fixed distance from the column
+  # sum it comes from (a 4- or 5-digit answer would shift them).
+  return f"A:{a + b:0{digits + 1}d}"
+
+
+def direct_solution(a: int, b: int, digits: int = 4) -> str:
+  return _answer(a, b, digits)
 
 
 def worked_solution(a: int, b: int, digits: int = 4) -> str:
@@ -63,7 +69,7 @@ def worked_solution(a: int, b: int, digits: int = 4) -> str:
     s = da + db + carry
     steps.append(f"{da}{db}{carry}{s:02d}")
     carry = s // 10
-  return f"{THINK}{'|'.join(steps)}{END_THINK}A:{a + b}"
+  return f"{THINK}{'|'.join(steps)}{END_THINK}{_answer(a, b, digits)}"
 
 
 class AdditionSource(_Generator):
@@ -102,7 +108,7 @@ _ANSWER = re.compile(r"(?:<think>[^<]*</think>)?A:(\d+)")
 def answer_reward(response: str, example: Example) -> float:
   """1 if the whole response is (optional worked steps then) `A:` and the right sum, else 0."""
   match = _ANSWER.fullmatch(response.replace(EOS, "").strip())
-  return float(match is not None and match.group(1) == str(example["answer"]))
+  return float(match is not None and int(match.group(1)) == int(example["answer"]))
 
 
 def worked_reward(response: str, example: Example) -> float:
@@ -114,7 +120,8 @@ def worked_reward(response: str, example: Example) -> float:
 def sft_example(example: Example, *, worked: bool) -> dict[str, str]:
   """A cold-start text: the prompt, and a worked or direct completion ending in EOS."""
   a, b = example["a"], example["b"]
-  solution = worked_solution(a, b, example["digits"]) if worked else direct_solution(a, b)
+  d = example["digits"]
+  solution = worked_solution(a, b, d) if worked else direct_solution(a, b, d)
   return {"prompt": MiniatureTemplate().render(example), "completion": solution + EOS,
           "style": "worked" if worked else "direct"}
 
