@@ -22,11 +22,194 @@ def _add_fetch(sub) -> None:
   p.set_defaults(func=_cmd_fetch)
 
 
+# --- eval: owned by the evaluator (r1jax/evaluate.py, r1jax/eval_run.py) ------------------
+def _task_arg(text: str) -> tuple[str, object]:
+  """KEY=VALUE; VALUE is read as JSON (numbers, lists, true/false) or else kept as text."""
+  import json
+  key, sep, value = text.partition("=")
+  if not sep or not key:
+    raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+  try:
+    return key, json.loads(value)
+  except json.JSONDecodeError:
+    return key, value
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+  from r1jax import eval_run
+  report = eval_run.run(
+      args.model, task=args.task, data=args.data, task_args=dict(args.task_arg),
+      template=args.template, k=args.k, temperature=args.temperature, top_p=args.top_p,
+      max_new_tokens=args.max_new_tokens, limit=args.limit, batch_size=args.batch_size,
+      chat=args.chat, seed=args.seed, out=args.out, progress=not args.no_progress,
+      num_resamples=args.bootstrap)
+  print(report.format())
+  if args.out:
+    print(f"report: {args.out}")
+  return 0
+
+
+def _add_eval(sub) -> None:
+  p = sub.add_parser("eval", help="pass@1 over k samples, cons@k, pass@k with 95%% intervals, "
+                     "and the R1 length / reflective-word analyses")
+  p.add_argument("--model", required=True, help="a GGUF file, HF folder, hub id, known name "
+                 "(smollm2-135m) or the workdir of an `r1jax train` run (its newest checkpoint)")
+  p.add_argument("--task", help="gsm8k, math, aime, countdown, arithmetic or miniature "
+                 "(default: the workdir's task)")
+  p.add_argument("--data", help="the task's data file (.jsonl or .parquet)")
+  p.add_argument("--task-arg", type=_task_arg, action="append", default=[],
+                 metavar="KEY=VALUE", help="a task option, e.g. --task-arg levels=[4,5] "
+                 "(repeatable)")
+  p.add_argument("--template", help="prompt template: r1_zero, chat or qwen_math (default: "
+                 "chat when --chat is on, else the task's)")
+  p.add_argument("--k", type=int, help="samples per question (default 16; 1 when greedy)")
+  p.add_argument("--temperature", type=float, default=0.6,
+                 help="sampling temperature, 0 = greedy (default 0.6, as R1)")
+  p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling (default 0.95)")
+  p.add_argument("--max-new-tokens", type=int,
+                 help="completion budget (default: the workdir's, else 512)")
+  p.add_argument("--limit", type=int, help="evaluate only the first N questions")
+  p.add_argument("--batch-size", type=int,
+                 help="prompts per sampler call (default: about 64 rows, 64 // k)")
+  p.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
+                 help="render prompts with the tokenizer's chat template (default: on when it "
+                 "has one; a workdir's own setting)")
+  p.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed (default 0)")
+  p.add_argument("--bootstrap", type=int, default=1000,
+                 help="bootstrap resamples of the 95%% intervals (default 1000)")
+  p.add_argument("--out", help="write report.json, samples.jsonl and the plots into this folder")
+  p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+  p.set_defaults(func=_cmd_eval)
+# --- end eval -----------------------------------------------------------------------------
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+  from r1jax import plots
+  try:
+    paths = plots.plot_run(args.workdir)
+  except ImportError as e:  # matplotlib missing: a one-line error with the install command.
+    raise RuntimeError(str(e)) from None
+  for path in paths:
+    print(path)
+  return 0
+
+
+def _add_plot(sub) -> None:
+  p = sub.add_parser("plot", help="draw a run's accuracy, reward and length curves as PNGs")
+  p.add_argument("workdir", help="the run's directory (holds metrics.jsonl); PNGs go there")
+  p.set_defaults(func=_cmd_plot)
+
+
 # --- sample: owned by the sampler (r1jax/sampler.py) -------------------------------------
+def _cmd_sample(args: argparse.Namespace) -> int:
+  import dataclasses
+  import time
+  import jax
+  from r1jax import fetch, models, sampler
+  from r1jax.tokenizer import load_tokenizer
+  # Check the flags before the (slow) model load.
+  sampling = sampler.SamplingConfig(
+      temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+      max_new_tokens=args.max_new_tokens)
+  if args.num_samples < 1:
+    raise ValueError(f"--num-samples must be a positive integer, got {args.num_samples}")
+  path = fetch.resolve_model_path(args.model)
+  print(f"loading {path}", file=sys.stderr, flush=True)
+  tok = load_tokenizer(path)
+  cfg, params = models.load(path)
+  if args.chat:
+    prompt = tok.apply_chat_template([{"role": "user", "content": args.prompt}], tokenize=True)
+  else:
+    prompt = tok.encode(args.prompt, add_special_tokens=True)
+  stops = tuple(tuple(tok.encode(s)) for s in args.stop if s)
+  sampling = dataclasses.replace(sampling, eos_ids=tuple(tok.eos_ids), stop_sequences=stops,
+                                pad_id=tok.pad_id)
+  print(f"prompt: {len(prompt)} tokens; compiling, then decoding up to {args.max_new_tokens} "
+        f"tokens x {args.num_samples} sample(s)", file=sys.stderr, flush=True)
+  t0 = time.perf_counter()
+  out = sampler.generate(params, [prompt], cfg=cfg, sampling=sampling,
+                         key=jax.random.key(args.seed), num_samples=args.num_samples,
+                         progress=not args.no_progress)
+  tokens, lengths, finished = (jax.device_get(x) for x in (out.tokens, out.lengths, out.finished))
+  print(f"{int(lengths.sum())} tokens in {time.perf_counter() - t0:.1f} s (compile included)",
+        file=sys.stderr, flush=True)
+  for i in range(args.num_samples):
+    ids = tokens[i, :lengths[i]].tolist()
+    if finished[i] and ids and ids[-1] in tok.eos_ids:
+      ids = ids[:-1]  # The end-of-turn token is not part of the text.
+    if args.num_samples > 1:
+      end = "stopped" if finished[i] else "hit --max-new-tokens"
+      print(f"=== sample {i + 1}/{args.num_samples} ({lengths[i]} tokens, {end}) ===")
+    print(tok.decode(ids), flush=True)
+  return 0
+
+
 def _add_sample(sub) -> None:
   p = sub.add_parser("sample", help="generate completions for a prompt")
-  p.set_defaults(func=lambda args: (print("sample: not built yet", file=sys.stderr), 2)[1])
+  p.add_argument("--model", required=True,
+                 help="a GGUF file, HF folder, hub id or known name (smollm2-135m)")
+  p.add_argument("--prompt", required=True, help="the prompt text")
+  p.add_argument("--chat", action="store_true",
+                 help="wrap the prompt as a user turn in the model's chat template")
+  p.add_argument("--max-new-tokens", type=int, default=256, help="completion budget (256)")
+  p.add_argument("--temperature", type=float, default=1.0,
+                 help="sampling temperature; 0 = greedy (default 1)")
+  p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1: off)")
+  p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0: off)")
+  p.add_argument("--min-p", type=float, default=0.0,
+                 help="drop tokens below min-p times the top probability (0: off)")
+  p.add_argument("--num-samples", type=int, default=1, help="completions to draw (default 1)")
+  p.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                 help="also stop a completion when it ends with TEXT's tokens (repeatable)")
+  p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+  p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+  p.set_defaults(func=_cmd_sample)
 # --- end sample ---------------------------------------------------------------------------
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+  from r1jax import experiment
+  module = experiment.load_experiment(args.experiment)
+  cfg = experiment.resolve_config(module, debug=args.debug, overrides=args.set)
+  workdir = args.workdir or experiment.default_workdir(args.experiment, args.debug)
+  if args.dry_run:
+    from r1jax import dryrun
+    import jax
+    report = dryrun.dry_run_config(cfg, num_devices=args.num_devices or jax.device_count(),
+                                   device_memory_gb=args.device_memory_gb)
+    print(dryrun.format_report(report))
+    return 0
+  if args.coordinator or args.num_processes:
+    from r1jax import sharding
+    sharding.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+  if hasattr(module, "main"):
+    module.main(cfg, workdir)
+  else:
+    from r1jax import train
+    train.run(cfg, workdir)
+  print(f"workdir: {workdir}")
+  return 0
+
+
+def _add_train(sub) -> None:
+  p = sub.add_parser("train", help="run an experiment file (GRPO, optionally after SFT)")
+  p.add_argument("experiment", help="path of an experiment file defining get_config()")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="override a config field, e.g. --set optim.lr=3e-6 (repeatable)")
+  p.add_argument("--workdir", help="where checkpoints, metrics and plots go "
+                 "(default workdirs/<experiment>); rerunning in it resumes")
+  p.add_argument("--debug", action="store_true",
+                 help="use the file's get_debug_config(): the same code at tiny sizes")
+  p.add_argument("--dry-run", action="store_true",
+                 help="print per-device memory and FLOPs of the config without allocating")
+  p.add_argument("--device-memory-gb", type=float, default=80.0,
+                 help="memory of one device for --dry-run (default 80)")
+  p.add_argument("--num-devices", type=int,
+                 help="devices to plan for with --dry-run (default: the devices present)")
+  p.add_argument("--coordinator", help="HOST:PORT of process 0 for multi-host runs")
+  p.add_argument("--num-processes", type=int, help="processes in a multi-host run")
+  p.add_argument("--process-id", type=int, help="this process's index in a multi-host run")
+  p.set_defaults(func=_cmd_train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
       prog="r1jax", description="DeepSeek-R1-style RL (GRPO and successors) in JAX")
   sub = parser.add_subparsers(dest="command", required=True)
   _add_fetch(sub)
+  _add_eval(sub)
+  _add_plot(sub)
   _add_sample(sub)
+  _add_train(sub)
   return parser
 
 

@@ -1,0 +1,410 @@
+"""Evaluation the way the R1 papers report it: pass@1 over k samples, cons@k, pass@k, intervals.
+
+Place in the pipeline: after (or, through `r1jax.train`, during) training; `r1jax eval` runs it.
+For each question the model samples k completions (temperature 0.6, top-p 0.95 in R1) through
+the same `rollout.collect` the trainer uses, so prompts, decoding and grading are the training
+ones. From the [Q, k] correctness matrix of each accuracy (strict and lenient for maths tasks):
+  * pass@1 = the mean correctness of the k samples, averaged over questions;
+  * pass@j for j <= k, unbiased: mean over questions of 1 - C(n-c, j) / C(n, j) (Chen et al.
+    2021), with n = k samples of which c are correct (`pass_at_k`);
+  * cons@k = the correctness of the majority answer: final answers are extracted the way the
+    grader extracts them, equivalent answers vote together, abstentions (no answer) do not vote,
+    ties go to the answer that appeared first (`majority_vote`);
+  * 95% bootstrap intervals, resampling questions (AIME has 30: one question is 3.3 points),
+    reproducible by seed (`bootstrap_ci`);
+  * the same per difficulty level when the examples carry a `level` (MATH);
+  * the R1 analyses of lengths and reflective words (`r1jax.analysis`).
+Temperature 0 is greedy decoding: k must then be 1. Loading a model, a training workdir's
+latest checkpoint, and writing the report files live in `r1jax.eval_run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import re
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import numpy as np
+
+from r1jax import analysis as analysis_lib
+from r1jax import rollout as rollout_lib
+from r1jax import sampler as sampler_lib
+from r1jax.data.sources import Example
+from r1jax.data.tasks import Task
+from r1jax.grpo_config import GRPOConfig
+from r1jax.models.config import ModelConfig
+from r1jax.rewards import countdown as countdown_lib
+from r1jax.rewards import math as math_lib
+from r1jax.rewards import math_normalize
+
+__all__ = ["Report", "Voter", "bootstrap_ci", "evaluate", "majority_vote", "pass_at_k",
+           "summarize", "voters_for"]
+
+REPORT_FILE = "report.json"
+SAMPLES_FILE = "samples.jsonl"
+_NO_SHAPING = GRPOConfig(kl_coef=0.0)  # Evaluation scores the task reward only.
+_VOTE_TIMEOUT_S = 1.0  # Symbolic equivalence between two sampled answers; past it they differ.
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+  """Unbiased pass@k of one question: 1 - C(n-c, k) / C(n, k) with n samples, c correct.
+
+  Computed as 1 - prod_{i=n-c+1}^{n} (1 - k/i), a product of factors in [0, 1], so it stays
+  exact to float precision where the binomials themselves would overflow.
+  """
+  for name, v in (("n", n), ("c", c), ("k", k)):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+      raise ValueError(f"pass_at_k needs integer n, c and k, got {name}={v!r}")
+  if not (n >= 1 and 0 <= c <= n and 1 <= k <= n):
+    raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+  if n - c < k:  # Every k-subset holds a correct sample.
+    return 1.0
+  return 1.0 - float(np.prod(1.0 - k / np.arange(n - c + 1, n + 1, dtype=np.float64)))
+
+
+def bootstrap_ci(values: np.ndarray, *, num_resamples: int = 1000, seed: int = 0,
+                 confidence: float = 0.95) -> tuple[float, float]:
+  """Percentile bootstrap interval of the mean of per-question `values` [Q].
+
+  Questions are resampled with replacement `num_resamples` times with numpy's generator seeded
+  by `seed`, so the same seed gives the same interval.
+  """
+  values = np.asarray(values, np.float64).reshape(-1)
+  if values.size == 0:
+    raise ValueError("bootstrap_ci needs at least one question, got none")
+  if not (isinstance(num_resamples, int) and num_resamples >= 1):
+    raise ValueError(f"num_resamples must be a positive integer, got {num_resamples!r}")
+  if not 0 < confidence < 1:
+    raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+  rng = np.random.default_rng(seed)
+  means = np.empty(num_resamples)
+  chunk = max(1, 2_000_000 // values.size)  # Bounded memory for large Q.
+  for start in range(0, num_resamples, chunk):
+    n = min(chunk, num_resamples - start)
+    means[start:start + n] = values[rng.integers(0, values.size, (n, values.size))].mean(1)
+  alpha = (1.0 - confidence) / 2
+  lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+  return float(lo), float(hi)
+
+
+def _same_math(a: str, b: str) -> bool:
+  return math_lib.is_equivalent(a, b, timeout_s=_VOTE_TIMEOUT_S)
+
+
+def _same_text(a: str, b: str) -> bool:
+  return " ".join(a.split()) == " ".join(b.split())
+
+
+def majority_vote(answers: Sequence[str | None], *,
+                  same: Callable[[str, str], bool] = _same_math) -> tuple[int | None, int]:
+  """The majority answer among k samples: (index of its first sample, its votes).
+
+  Answers with the same normalized text vote together; an answer also joins the first earlier
+  answer group that `same` (by default maths equivalence) says it equals. None (no answer)
+  abstains. Ties go to the group whose first sample came first, so the result is deterministic.
+  Returns (None, 0) when every sample abstains.
+  """
+  groups: list[list[int]] = []  # [first index, votes] per answer group, in order of appearance.
+  reps: list[str] = []
+  by_key: dict[str, int] = {}
+  for i, answer in enumerate(answers):
+    if answer is None:
+      continue
+    key = math_normalize.normalize(answer)
+    g = by_key.get(key)
+    if g is None:
+      g = next((j for j, rep in enumerate(reps) if same(answer, rep)), None)
+    if g is None:
+      g = len(groups)
+      groups.append([i, 0])
+      reps.append(answer)
+    by_key[key] = g
+    groups[g][1] += 1
+  if not groups:
+    return None, 0
+  first, votes = min(groups, key=lambda fv: (-fv[1], fv[0]))
+  return first, votes
+
+
+@dataclasses.dataclass(frozen=True)
+class Voter:
+  """How cons@k reads one accuracy's answers: the grader's extraction and its equality."""
+
+  extract: Callable[[str], str | None]  # Response text -> final answer, or None.
+  same: Callable[[str, str], bool]  # Whether two extracted answers are the same answer.
+
+
+# miniature.answer_reward's rule: (optional worked steps) then A:<digits>, nothing else.
+_MINIATURE_ANSWER = re.compile(r"(?:<think>[^<]*</think>)?A:(\d+)")
+
+
+def _miniature_answer(response: str) -> str | None:
+  m = _MINIATURE_ANSWER.fullmatch(response.replace("<eos>", "").strip())
+  return m.group(1) if m else None
+
+
+def voters_for(task: Task) -> dict[str, Voter]:
+  """A Voter for each accuracy of `task` whose answer can be extracted (others get no cons@k).
+
+  Extraction follows the grading function, so every sample of the winning answer group is
+  graded alike and cons@k is the majority answer's grade.
+  """
+  out = {}
+  for name, fn in task.accuracy_fns.items():
+    if isinstance(fn, math_lib.MathAccuracy):
+      out[name] = Voter(functools.partial(math_lib.extract_answer, strict=fn.strict), _same_math)
+    elif isinstance(fn, countdown_lib.CountdownAccuracy):
+      out[name] = Voter(countdown_lib.extract_equation, _same_text)
+    elif task.name == "miniature":
+      from r1jax.data import miniature  # pylint: disable=g-import-not-at-top
+      if fn is miniature.answer_reward:
+        out[name] = Voter(_miniature_answer, _same_text)
+  return out
+
+
+def summarize(correct: Mapping[str, np.ndarray], cons: Mapping[str, np.ndarray], *,
+              num_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict:
+  """pass@1, pass@j (j = 1, 2, 4, ..., k), cons@k and their bootstrap intervals per accuracy.
+
+  Args:
+    correct: accuracy name -> [Q, k] 0/1 correctness of every sample.
+    cons: accuracy name -> [Q] 0/1 correctness of each question's majority answer.
+  """
+  out = {}
+  for name, c in correct.items():
+    c = np.asarray(c, np.float64)
+    q, k = c.shape
+    ks = sorted({2 ** i for i in range(int(math.log2(k)) + 1)} | {k})
+    counts = (c > 0).sum(1)
+    m: dict[str, Any] = {}
+    for j in ks:
+      per_q = np.array([pass_at_k(k, int(n), j) for n in counts])
+      m[f"pass@{j}"] = float(per_q.mean())
+      m[f"pass@{j}_ci"] = list(bootstrap_ci(per_q, num_resamples=num_resamples, seed=seed,
+                                            confidence=confidence))
+    if name in cons:
+      per_q = np.asarray(cons[name], np.float64)
+      m[f"cons@{k}"] = float(per_q.mean())
+      m[f"cons@{k}_ci"] = list(bootstrap_ci(per_q, num_resamples=num_resamples, seed=seed,
+                                            confidence=confidence))
+    out[name] = m
+  return out
+
+
+@dataclasses.dataclass
+class Report:
+  """An evaluation: summary metrics, R1 analyses, timing, and every sample of every question."""
+
+  task: str
+  num_questions: int
+  k: int
+  sampling: dict[str, Any]
+  metrics: dict[str, dict[str, Any]]  # accuracy name -> {"pass@1", "pass@1_ci", "cons@k", ...}
+  levels: dict[str, dict[str, Any]]  # level -> {"num_questions", accuracy name -> metrics}
+  analysis: dict[str, Any]  # r1jax.analysis.r1_analysis of all samples (by `main` accuracy)
+  timing: dict[str, float]
+  questions: list[dict[str, Any]]  # per question: gold, samples (text, length, grades), cons
+  info: dict[str, Any] = dataclasses.field(default_factory=dict)  # model, data, seed, ...
+
+  def summary(self) -> dict[str, Any]:
+    """Everything but the per-question samples, JSON-able."""
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+            if f.name != "questions"}
+
+  def format(self) -> str:
+    """A short human-readable table of the headline numbers."""
+    lines = [f"{self.task}: {self.num_questions} questions, k={self.k}, "
+             f"temperature {self.sampling.get('temperature')}"]
+    for name, m in self.metrics.items():
+      parts = [f"{key} {100 * v:.1f} [{100 * m[key + '_ci'][0]:.1f}, "
+               f"{100 * m[key + '_ci'][1]:.1f}]"
+               for key, v in m.items() if not key.endswith("_ci")]
+      lines.append(f"  {name:8s} " + "  ".join(parts))
+    for level, m in self.levels.items():
+      accs = "  ".join(f"{n} pass@1 {100 * v['pass@1']:.1f}" for n, v in m.items()
+                       if isinstance(v, dict))
+      lines.append(f"  level {level} ({m['num_questions']} q): {accs}")
+    length = self.analysis["length"]
+    fmt = lambda v: "-" if v is None else f"{v:.0f}"
+    lines.append(f"  length mean {fmt(length['mean'])} (correct {fmt(length['correct_mean'])}, "
+                 f"wrong {fmt(length['wrong_mean'])}), truncated "
+                 f"{100 * (length['truncated_frac'] or 0):.0f}%; reflective words "
+                 f"{(self.analysis['reflective_per_1k_tokens']['all'] or {}).get('total', 0):.2f}"
+                 " per 1k tokens")
+    lines.append(f"  {self.timing['wall_s']:.1f} s, {self.timing['per_question_s']:.2f} s per "
+                 f"question, {self.timing['tokens_per_s']:.1f} generated tokens/s")
+    return "\n".join(lines)
+
+  def write(self, out_dir: str | os.PathLike, *, plots: bool = True) -> list[str]:
+    """Writes report.json, samples.jsonl (one question a line) and the R1 plots; their paths.
+
+    Plots are skipped with a message when matplotlib is missing.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [os.path.join(os.fspath(out_dir), REPORT_FILE),
+             os.path.join(os.fspath(out_dir), SAMPLES_FILE)]
+    with open(paths[0], "w", encoding="utf-8") as f:
+      json.dump(_finite(self.summary()), f, indent=2, default=_jsonable)
+    with open(paths[1], "w", encoding="utf-8") as f:
+      for record in self.questions:
+        f.write(json.dumps(record, default=_jsonable, ensure_ascii=False) + "\n")
+    if plots:
+      try:
+        paths += analysis_lib.plot(self.analysis, out_dir, title=self.task)
+      except ImportError as e:
+        print(f"plots skipped: {e}")
+    return paths
+
+
+def _finite(x: Any) -> Any:
+  """x with NaN and infinities replaced by None: strict JSON has no NaN."""
+  if isinstance(x, dict):
+    return {k: _finite(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_finite(v) for v in x]
+  if isinstance(x, float) and not math.isfinite(x):
+    return None
+  return x
+
+
+def _jsonable(x: Any) -> Any:
+  if isinstance(x, np.generic):
+    return x.item()
+  if isinstance(x, np.ndarray):
+    return x.tolist()
+  return str(x)
+
+
+def _grades(ro: rollout_lib.Rollouts) -> dict[str, np.ndarray]:
+  """accuracy name -> [P, R] 0/1; tasks without accuracy functions use their accuracy reward."""
+  if ro.accuracy:
+    return {k: (np.asarray(v) > 0).astype(np.float64) for k, v in ro.accuracy.items()}
+  return {"accuracy": (np.asarray(ro.rewards["accuracy"]) > 0).astype(np.float64)}
+
+
+def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
+             model_cfg: ModelConfig, sampling: sampler_lib.SamplingConfig, k: int,
+             key: jax.Array, chat: bool = False, batch_size: int = 8, progress: bool = True,
+             num_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> Report:
+  """Samples k completions per example, grades them with the task, and reports as R1 does.
+
+  Args:
+    params: the policy's params.
+    examples: the Q questions (e.g. `task.stream(shuffle=False).next_batch(n)`).
+    task: grades with `task.accuracy` (and its rewards); renders prompts with its template.
+    tokenizer: encodes prompts, decodes completions.
+    model_cfg: the model's config.
+    sampling: temperature (0 = greedy), top-p, max_new_tokens, eos ids.
+    k: samples per question (1 when greedy).
+    key: sampling key; batch b uses fold_in(key, b), so results depend on `batch_size`.
+    chat: render prompts through the tokenizer's chat template.
+    batch_size: prompts per sampler call (B = batch_size * k rows). The last batch is padded
+      with copies of its last prompt so that the sampler compiles once per prompt bucket.
+    progress: show a progress bar with ETA (tqdm).
+    num_resamples, seed, confidence: the bootstrap intervals.
+  """
+  q = len(examples)
+  if q == 0:
+    raise ValueError("evaluate needs at least one example, got none")
+  if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    raise ValueError(f"k (samples per question) must be a positive integer, got {k!r}")
+  if sampling.temperature == 0 and k != 1:
+    raise ValueError(f"temperature 0 is greedy decoding, whose k samples are identical; use "
+                     f"k=1 (got k={k}) or a temperature > 0")
+  if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+  voters = voters_for(task)
+  width = min(batch_size, q)
+  grades: dict[str, list[np.ndarray]] = {}
+  completions, lengths, finished, records = [], [], [], []
+  t0 = time.perf_counter()
+  first_batch_s = None
+  bar = tqdm(total=q, unit="q", desc=f"eval {task.name}", disable=not progress,
+             dynamic_ncols=True, smoothing=0.1)
+  for b, start in enumerate(range(0, q, width)):
+    chunk = list(examples[start:start + width])
+    n = len(chunk)
+    ro = rollout_lib.collect(params, chunk + [chunk[-1]] * (width - n), task=task,
+                             tokenizer=tokenizer, model_cfg=model_cfg, sampling=sampling,
+                             grpo_cfg=_NO_SHAPING, key=jax.random.fold_in(key, b),
+                             num_samples=k, chat=chat)
+    ro = ro.select_groups(np.arange(width) < n)
+    g = _grades(ro)
+    for name, v in g.items():
+      grades.setdefault(name, []).append(v)
+    completions += ro.completions
+    lengths.append(ro.lengths)
+    finished.append(ro.finished)
+    for p, ex in enumerate(chunk):
+      records.append(_question_record(start + p, ex, ro, p, g, voters, task))
+    if first_batch_s is None:
+      first_batch_s = time.perf_counter() - t0  # Includes compiling the sampler.
+    bar.update(n)
+    main = "strict" if "strict" in grades else next(iter(grades))
+    bar.set_postfix({f"{main} pass@1": f"{np.concatenate(grades[main]).mean():.3f}"},
+                    refresh=False)
+  bar.close()
+  wall = time.perf_counter() - t0
+  correct = {name: np.concatenate(v) for name, v in grades.items()}
+  cons = {name: np.array([r["cons"][name]["correct"] for r in records], np.float64)
+          for name in voters if name in correct}
+  stats = dict(num_resamples=num_resamples, seed=seed, confidence=confidence)
+  metrics = summarize(correct, cons, **stats)
+  levels = {}
+  level_of = [ex.get("level") for ex in examples]
+  for level in sorted({lv for lv in level_of if lv is not None}, key=str):
+    keep = np.array([lv == level for lv in level_of])
+    levels[str(level)] = {"num_questions": int(keep.sum()), **summarize(
+        {n: c[keep] for n, c in correct.items()}, {n: c[keep] for n, c in cons.items()},
+        **stats)}
+  main = "strict" if "strict" in correct else next(iter(correct))
+  lengths_all, finished_all = np.concatenate(lengths), np.concatenate(finished)
+  analysis = analysis_lib.r1_analysis(completions, lengths_all, correct[main].reshape(-1) > 0,
+                                      finished_all, max_new_tokens=sampling.max_new_tokens)
+  analysis["correct_by"] = main
+  tokens = int(lengths_all.sum())
+  timing = {"wall_s": wall, "per_question_s": wall / q, "first_batch_s": first_batch_s,
+            "generated_tokens": tokens, "tokens_per_s": tokens / max(wall, 1e-9)}
+  sampling_info = {f.name: getattr(sampling, f.name) for f in dataclasses.fields(sampling)}
+  return Report(task.name, q, k, sampling_info, metrics, levels, analysis, timing, records,
+                {"seed": seed, "chat": chat, "batch_size": width, "confidence": confidence,
+                 "num_resamples": num_resamples})
+
+
+def _question_record(index: int, ex: Example, ro: rollout_lib.Rollouts, p: int,
+                     grades: Mapping[str, np.ndarray], voters: Mapping[str, Voter],
+                     task: Task) -> dict[str, Any]:
+  """One line of samples.jsonl: the question, its gold, every sample, and the majority vote."""
+  r = ro.num_samples
+  samples, answers = [], {name: [] for name in voters}
+  for j in range(r):
+    row = p * r + j
+    text = ro.completions[row]
+    sample = {"completion": text, "length": int(ro.lengths[row]),
+              "finished": bool(ro.finished[row]),
+              "grades": {name: float(v[p, j]) for name, v in grades.items()}, "answers": {}}
+    for name, voter in voters.items():
+      answers[name].append(voter.extract(task.response(text)))
+      sample["answers"][name] = answers[name][-1]
+    samples.append(sample)
+  cons = {}
+  for name, voter in voters.items():
+    if name not in grades:
+      continue
+    first, votes = majority_vote(answers[name], same=voter.same)
+    cons[name] = {"answer": None if first is None else answers[name][first], "votes": votes,
+                  "correct": 0.0 if first is None else float(grades[name][p, first])}
+  record = {"index": index, "id": ex.get("id"), "question": ex.get("question"),
+            "gold": ex.get("answer"), "prompt_tokens": len(ro.prompt_ids[p]),
+            "pass@1": {name: float(v[p].mean()) for name, v in grades.items()},
+            "cons": cons, "samples": samples}
+  if ex.get("level") is not None:
+    record["level"] = ex["level"]
+  return record

@@ -1,0 +1,276 @@
+"""Tests of r1jax.evaluate, r1jax.eval_run and r1jax.analysis: the metrics, and runs end to end.
+
+The end-to-end tests use a tiny random model on the `miniature` task with its tokenizer written
+into tmp (no data files, no downloads) and share one sampling shape so the sampler compiles once.
+"""
+
+from __future__ import annotations
+
+import fractions
+import json
+import math
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from r1jax import analysis
+from r1jax import cli
+from r1jax import eval_run
+from r1jax import evaluate as ev
+from r1jax.data import miniature
+from r1jax.data.tasks import get_task
+from r1jax.models import ModelConfig, transformer
+from r1jax.sampler import SamplingConfig
+from r1jax.tokenizer import load_tokenizer
+
+# The tiny model used end to end: V covers the 20-symbol miniature vocabulary.
+_CFG = ModelConfig(vocab_size=32)
+_K, _BATCH, _NEW = 2, 4, 8  # One compiled sampler shape for every end-to-end test.
+
+
+def _closed_form(n: int, c: int, k: int) -> float:
+  """1 - C(n-c, k) / C(n, k), exactly (math.comb is 0 when n-c < k)."""
+  return float(1 - fractions.Fraction(math.comb(n - c, k), math.comb(n, k)))
+
+
+# --- pass@k ---------------------------------------------------------------------------------
+
+def test_pass_at_k_equals_the_closed_form_on_hand_cases():
+  assert ev.pass_at_k(5, 2, 2) == pytest.approx(0.7, abs=1e-12)  # 1 - 3/10
+  assert ev.pass_at_k(10, 3, 1) == pytest.approx(0.3, abs=1e-12)  # pass@1 = c/n
+  assert ev.pass_at_k(100, 1, 50) == pytest.approx(0.5, abs=1e-12)  # 1 - C(99,50)/C(100,50)
+  assert ev.pass_at_k(4, 0, 2) == 0.0
+  assert ev.pass_at_k(4, 4, 4) == 1.0
+
+
+def test_pass_at_k_is_one_when_fewer_than_k_samples_are_wrong():
+  assert ev.pass_at_k(4, 3, 2) == 1.0  # n - c = 1 < k
+  assert ev.pass_at_k(16, 10, 7) == 1.0  # n - c = 6 < k
+  assert ev.pass_at_k(16, 10, 6) < 1.0  # n - c = 6 = k: one all-wrong subset
+
+
+def test_pass_at_k_matches_exact_binomials_over_a_grid_and_at_large_n():
+  for n in range(1, 13):
+    for c in range(n + 1):
+      for k in range(1, n + 1):
+        assert ev.pass_at_k(n, c, k) == pytest.approx(_closed_form(n, c, k), abs=1e-12)
+  # C(2000, 300) overflows a float; the product form does not.
+  assert ev.pass_at_k(2000, 7, 300) == pytest.approx(_closed_form(2000, 7, 300), abs=1e-12)
+
+
+@pytest.mark.parametrize("n,c,k", [(4, 5, 1), (4, -1, 1), (4, 2, 0), (4, 2, 5), (0, 0, 1),
+                                   (4.0, 2, 1), (True, 1, 1)])
+def test_pass_at_k_rejects_bad_arguments(n, c, k):
+  with pytest.raises(ValueError, match="pass_at_k"):
+    ev.pass_at_k(n, c, k)
+
+
+# --- cons@k ---------------------------------------------------------------------------------
+
+def test_majority_vote_groups_equivalent_answers():
+  # 1/2, 0.5 and \frac{1}{2} are one answer with three votes; 3 has two.
+  answers = ["3", "1/2", "0.5", "3", "\\frac{1}{2}"]
+  assert ev.majority_vote(answers) == (1, 3)
+
+
+def test_majority_vote_breaks_ties_by_first_appearance_and_is_deterministic():
+  assert ev.majority_vote(["3", "4", "4", "3"]) == (0, 2)
+  assert ev.majority_vote(["4", "3", "3", "4"]) == (0, 2)
+  assert ev.majority_vote(["5", "4", "3"]) == (0, 1)
+  results = {ev.majority_vote(["7", "8", "8", "7", None]) for _ in range(20)}
+  assert results == {(0, 2)}
+
+
+def test_majority_vote_abstentions_do_not_vote():
+  assert ev.majority_vote([None, None, "7"]) == (2, 1)
+  assert ev.majority_vote([None, None]) == (None, 0)
+
+
+# --- bootstrap ------------------------------------------------------------------------------
+
+def test_bootstrap_interval_is_reproducible_by_seed():
+  # Continuous values: with 0/1 values the quantiles fall on multiples of 1/Q for any seed.
+  values = np.random.default_rng(1).random(30)
+  a = ev.bootstrap_ci(values, seed=3)
+  assert a == ev.bootstrap_ci(values, seed=3)
+  assert a != ev.bootstrap_ci(values, seed=4)
+  assert a[0] < values.mean() < a[1]
+
+
+def test_bootstrap_interval_of_a_constant_is_that_constant_and_widens_with_confidence():
+  assert ev.bootstrap_ci(np.ones(10)) == (1.0, 1.0)
+  values = np.random.default_rng(2).random(50)
+  lo90, hi90 = ev.bootstrap_ci(values, confidence=0.9)
+  lo99, hi99 = ev.bootstrap_ci(values, confidence=0.99)
+  assert lo99 < lo90 < hi90 < hi99
+
+
+def test_summarize_on_a_hand_made_correctness_matrix():
+  correct = {"strict": np.array([[1, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]])}
+  m = ev.summarize(correct, {"strict": np.array([0.0, 1.0, 0.0])})["strict"]
+  assert m["pass@1"] == pytest.approx((0.25 + 1 + 0) / 3)
+  assert m["pass@2"] == pytest.approx((0.5 + 1 + 0) / 3)  # 1 - C(3,2)/C(4,2) = 0.5
+  assert m["pass@4"] == pytest.approx(2 / 3)
+  assert m["cons@4"] == pytest.approx(1 / 3)
+  assert set(m) == {"pass@1", "pass@1_ci", "pass@2", "pass@2_ci", "pass@4", "pass@4_ci",
+                    "cons@4", "cons@4_ci"}
+
+
+# --- R1 analyses ----------------------------------------------------------------------------
+
+def test_reflective_words_count_whole_words_in_any_case_per_1k_tokens():
+  texts = ["Wait, but I should check. Butter is not a word here; checkpoint neither.",
+           "WAIT! However it is wrong"]
+  counts = analysis.reflective_word_counts(texts)
+  assert counts["wait"] == 2 and counts["but"] == 1 and counts["check"] == 1
+  assert counts["however"] == 1 and counts["wrong"] == 1 and counts["verify"] == 0
+  rates = analysis.reflective_word_rates(texts, 500)
+  assert rates["wait"] == pytest.approx(4.0) and rates["total"] == pytest.approx(12.0)
+
+
+def test_length_analysis_splits_correct_and_wrong():
+  out = analysis.r1_analysis(["a", "b wait", "c"], np.array([10, 30, 50]),
+                             np.array([True, False, False]), np.array([True, True, False]),
+                             max_new_tokens=50)
+  assert out["length"]["correct_mean"] == 10 and out["length"]["wrong_mean"] == 40
+  assert out["length"]["truncated_frac"] == pytest.approx(1 / 3)
+  assert sum(out["length"]["histogram"]["wrong"]) == 2
+  assert out["reflective_per_1k_tokens"]["wrong"]["wait"] == pytest.approx(1000 / 80)
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+  """A tiny random model saved as an HF folder holding the miniature tokenizer."""
+  from r1jax.models import weights
+  folder = tmp_path_factory.mktemp("tiny_model")
+  params = jax.jit(lambda k: transformer.init(_CFG, k))(jax.random.key(0))
+  weights.save_hf(_CFG, params, folder)
+  miniature.write_tokenizer(folder)
+  return folder, params, load_tokenizer(folder)
+
+
+def _sampling(tokenizer, temperature=1.0):
+  return SamplingConfig(temperature=temperature, top_p=1.0, max_new_tokens=_NEW,
+                        eos_ids=tuple(tokenizer.eos_ids), pad_id=tokenizer.pad_id)
+
+
+def test_evaluate_report_agrees_with_its_own_samples(tiny):
+  _, params, tok = tiny
+  task = get_task("miniature", size=5)
+  examples = eval_run.load_examples(task)
+  report = ev.evaluate(params, examples, task=task, tokenizer=tok, model_cfg=_CFG,
+                       sampling=_sampling(tok), k=_K, key=jax.random.key(0),
+                       batch_size=_BATCH, progress=False, num_resamples=200)
+  assert report.num_questions == 5 and len(report.questions) == 5
+  grades = np.array([[s["grades"]["strict"] for s in q["samples"]] for q in report.questions])
+  assert grades.shape == (5, _K)
+  assert report.metrics["strict"]["pass@1"] == pytest.approx(grades.mean())
+  assert report.metrics["strict"][f"pass@{_K}"] == pytest.approx(grades.max(1).mean())
+  assert "cons@2" in report.metrics["strict"] and "cons@2" not in report.metrics["worked"]
+  for q, ex in zip(report.questions, examples):
+    assert q["gold"] == ex["answer"]
+    for s in q["samples"]:
+      assert 1 <= s["length"] <= _NEW
+      assert s["answers"]["strict"] == ev._miniature_answer(s["completion"])
+  lengths = [s["length"] for q in report.questions for s in q["samples"]]
+  assert report.analysis["length"]["mean"] == pytest.approx(np.mean(lengths))
+  assert report.timing["generated_tokens"] == sum(lengths)
+
+
+def test_greedy_evaluation_is_deterministic_and_needs_k_1(tiny):
+  _, params, tok = tiny
+  task = get_task("miniature", size=3)
+  examples = eval_run.load_examples(task)
+  kwargs = dict(task=task, tokenizer=tok, model_cfg=_CFG, sampling=_sampling(tok, 0.0),
+                batch_size=_BATCH * _K, progress=False, num_resamples=10)
+  a = ev.evaluate(params, examples, k=1, key=jax.random.key(0), **kwargs)
+  b = ev.evaluate(params, examples, k=1, key=jax.random.key(1), **kwargs)
+  assert [q["samples"] for q in a.questions] == [q["samples"] for q in b.questions]
+  with pytest.raises(ValueError, match="greedy"):
+    ev.evaluate(params, examples, k=2, key=jax.random.key(0), **kwargs)
+
+
+def test_per_level_breakdown_when_examples_have_levels(tiny):
+  _, params, tok = tiny
+  task = get_task("miniature", size=4)
+  examples = [dict(e, level=1 + i % 2) for i, e in enumerate(eval_run.load_examples(task))]
+  report = ev.evaluate(params, examples, task=task, tokenizer=tok, model_cfg=_CFG,
+                       sampling=_sampling(tok), k=_K, key=jax.random.key(0),
+                       batch_size=_BATCH, progress=False, num_resamples=10)
+  assert sorted(report.levels) == ["1", "2"]
+  for level in ("1", "2"):
+    qs = [q for q in report.questions if str(q["level"]) == level]
+    assert report.levels[level]["num_questions"] == len(qs) == 2
+    mean = np.mean([q["pass@1"]["strict"] for q in qs])
+    assert report.levels[level]["strict"]["pass@1"] == pytest.approx(mean)
+
+
+def test_cli_eval_writes_report_samples_and_plots(tiny, tmp_path, capsys):
+  folder, _, _ = tiny
+  out = tmp_path / "out"
+  rc = cli.main(["eval", "--model", str(folder), "--task", "miniature", "--task-arg",
+                 f"size={_BATCH}", "--k", str(_K), "--temperature", "1.0", "--top-p", "1.0",
+                 "--max-new-tokens", str(_NEW), "--batch-size", str(_BATCH), "--out",
+                 str(out), "--no-progress", "--bootstrap", "50"])
+  assert rc == 0
+  assert f"miniature: {_BATCH} questions, k={_K}" in capsys.readouterr().out
+  summary = json.loads((out / ev.REPORT_FILE).read_text())
+  assert summary["k"] == _K and summary["num_questions"] == _BATCH
+  assert summary["info"]["chat"] is False  # The miniature tokenizer has no chat template.
+  lo, hi = summary["metrics"]["strict"]["pass@1_ci"]
+  assert lo <= summary["metrics"]["strict"]["pass@1"] <= hi
+  lines = (out / ev.SAMPLES_FILE).read_text().splitlines()
+  assert len(lines) == _BATCH and all(len(json.loads(l)["samples"]) == _K for l in lines)
+  pytest.importorskip("matplotlib")
+  assert (out / analysis.LENGTH_PLOT).stat().st_size > 0
+  assert (out / analysis.REFLECTION_PLOT).stat().st_size > 0
+
+
+def test_a_training_workdir_evaluates_from_its_checkpoint(tmp_path):
+  from r1jax import train
+  from r1jax.run_config import CheckpointConfig, Config
+  from r1jax.grpo_config import GRPOConfig
+  # Rollouts of P = _BATCH prompts x R = _K samples: the evaluations' compiled sampler.
+  cfg = Config(model=_CFG, tokenizer_path="miniature", task="miniature",
+               task_args={"digits": 2}, grpo=GRPOConfig(num_samples=_K, kl_coef=0.0),
+               sampling=SamplingConfig(temperature=1.0, max_new_tokens=_NEW),
+               prompts_per_step=_BATCH,
+               num_steps=2, checkpoint=CheckpointConfig(every=1, keep=2), tensorboard=False)
+  workdir = tmp_path / "run"
+  train.run(cfg, workdir, max_steps=1)  # Stopped before the end: no end-of-run plots (slow).
+  assert eval_run.is_workdir(workdir)
+  loaded = eval_run.load_model(workdir)
+  assert loaded.step == 1 and loaded.run_config.task == "miniature"
+  # The params-only read equals the params of a full, untargeted read of the checkpoint.
+  with ocp.PyTreeCheckpointer() as reader:
+    full = reader.restore(workdir / "checkpoints" / "1" / "arrays")
+  same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), loaded.params, full["params"])
+  assert all(jax.tree.leaves(same))
+  report = eval_run.run(workdir, limit=_BATCH, k=_K, temperature=1.0, top_p=1.0,
+                        batch_size=_BATCH, progress=False, num_resamples=10, loaded=loaded)
+  assert report.task == "miniature" and report.num_questions == _BATCH
+  assert report.info["checkpoint_step"] == 1
+  # The run's task options apply: 2-digit additions.
+  assert all(len(q["question"]) == 5 and "+" in q["question"] for q in report.questions)
+
+
+def test_bad_inputs_are_one_clear_error(tiny, tmp_path):
+  _, params, tok = tiny
+  task = get_task("miniature")
+  with pytest.raises(ValueError, match="without end"):
+    eval_run.load_examples(task)
+  with pytest.raises(ValueError, match="limit"):
+    eval_run.load_examples(task, 0)
+  with pytest.raises(ValueError, match="positive integer"):
+    ev.evaluate(params, eval_run.load_examples(task, 1), task=task, tokenizer=tok,
+                model_cfg=_CFG, sampling=_sampling(tok), k=0, key=jax.random.key(0))
+  os.makedirs(tmp_path / "wd")
+  (tmp_path / "wd" / "config.json").write_text("{}")
+  (tmp_path / "wd" / "model_config.json").write_text("{}")
+  with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+    eval_run.restore_params(tmp_path / "wd", _CFG)
