@@ -23,6 +23,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from r1jax.models.config import ModelConfig
 
@@ -53,25 +54,30 @@ def _init(names: tuple[str, ...], std: float = 0.02):
 
 
 def rope_inv_freq(cfg: ModelConfig) -> jax.Array:
-  """Inverse frequencies [H/2] in float32, with llama3 or linear scaling applied."""
+  """Inverse frequencies [H/2] in float32, with llama3 or linear scaling applied.
+
+  Computed in NumPy float32 on the host, as torch does: inside jit XLA folds the power with
+  other rounding (1 ulp off in a third of the entries), which moves logits by ~1e-4 at
+  positions in the thousands.
+  """
   h = cfg.head_dim
-  inv_freq = 1.0 / (cfg.rope_theta ** (jnp.arange(0, h, 2, dtype=jnp.float32) / h))
+  f32 = np.float32
+  inv_freq = f32(1.0) / (f32(cfg.rope_theta) ** (np.arange(0, h, 2, dtype=f32) / f32(h)))
   if cfg.rope_scaling == "linear":
-    return inv_freq / cfg.rope_factor
-  if cfg.rope_scaling == "llama3":
+    inv_freq = inv_freq / f32(cfg.rope_factor)
+  elif cfg.rope_scaling == "llama3":
     # Llama 3.1: long wavelengths are divided by the factor, short ones kept, and the band
     # between is interpolated smoothly.
-    old = cfg.rope_original_max_position
-    low_wavelen = old / cfg.rope_low_freq_factor
-    high_wavelen = old / cfg.rope_high_freq_factor
-    wavelen = 2 * math.pi / inv_freq
-    scaled = jnp.where(wavelen > low_wavelen, inv_freq / cfg.rope_factor, inv_freq)
-    smooth = (old / wavelen - cfg.rope_low_freq_factor) / (
-        cfg.rope_high_freq_factor - cfg.rope_low_freq_factor)
-    smoothed = (1 - smooth) * scaled / cfg.rope_factor + smooth * scaled
-    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
-    return jnp.where(medium, smoothed, scaled)
-  return inv_freq
+    old = f32(cfg.rope_original_max_position)
+    low, high, factor = (f32(cfg.rope_low_freq_factor), f32(cfg.rope_high_freq_factor),
+                         f32(cfg.rope_factor))
+    wavelen = f32(2 * math.pi) / inv_freq
+    scaled = np.where(wavelen > old / low, inv_freq / factor, inv_freq).astype(f32)
+    smooth = (old / wavelen - low) / (high - low)
+    smoothed = (f32(1) - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= old / high) & (wavelen <= old / low)
+    inv_freq = np.where(medium, smoothed, scaled)
+  return jnp.asarray(inv_freq, jnp.float32)
 
 
 def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:
