@@ -1,6 +1,6 @@
 """"R1 in miniature": reasoning that pays, learned by GRPO from rule rewards, on a laptop CPU.
 
-Command (the README's main job; about 3-5 minutes on 2 CPU cores, no download):
+Command (the README's main job; no download):
 
   r1jax train experiments/miniature.py --workdir workdirs/miniature
 
@@ -12,11 +12,13 @@ What happens:
   2. Stage 2 (R1-Zero's RL): GRPO, 32 prompts x 8 samples at temperature 1, reward 1 for the
      right answer and nothing else — no reward for thinking, no KL.
 
-Expected result (held-out greedy accuracy and response length, in metrics.jsonl and the plots
-in the workdir): the policy switches to working the problem, greedy accuracy rises by more
-than 50 points, sampled accuracy by more than 30, the share of thinking answers ends above
-90%, and the mean response length more than doubles — R1's accuracy and length curves in
-miniature. Figures of a real run are in the README.
+Measured (seed 0, this config; experiments/results/miniature/): after stage 1 the greedy
+answers are direct (8 tokens) and 0.4% right on 256 held-out sums, sampled answers 21% right
+with 28% thinking. After 30 GRPO steps: greedy 99.6% right, 100% thinking, 33 tokens (+99
+points, 4.1x length); sampled 55% right (+34 points), 58% thinking, 22.6 tokens (1.5x). Wall
+time 19 min on 2 CPU cores that were shared with other jobs (load ~6); the unloaded time was
+not measured yet. The training rollouts' thinking share was still rising (0.26 -> 0.65) when
+the run ended.
 """
 
 import dataclasses
