@@ -4,16 +4,22 @@ The work is a GRPO rollout: batch 16 as 1 prompt x 16 samples and as 16 distinct
 each a 43-token chat prompt, 128 new tokens, temperature 1 with no truncation, and no early
 stop (eos is ignored on both sides, so every row generates exactly 128 tokens). Both engines
 run in the same process, one repetition of each in turn, so they share the machine's load;
-the ratio is of medians. r1jax's compile time is reported separately (the first call).
+the ratio is of medians. r1jax's compile time is reported separately (its first call minus
+a steady call). CPU seconds per 1000 tokens are printed too: on a machine shared with other
+jobs they move less than wall time (but OpenMP threads that spin while waiting for a core
+inflate torch's).
 
 Run:
   python experiments/benchmarks/sampler_vs_transformers.py [--reps 3] [--new-tokens 128]
-      [--modes 1x16,16x1] [--skip-hf]
+      [--modes 1x16,16x1] [--threads 2] [--skip-hf]
+
+`--threads 1` runs both engines on one thread (XLA without its Eigen thread pool, torch with
+one thread): the comparison to make when the cores are busy with other work.
 
 Needs torch and transformers (`pip install -e .[parity]`) and the SmolLM2 GGUF
-(`r1jax fetch smollm2-135m`). Results on the 2-core development machine are in the module's
-report in the issue tracker (issue 3); the figure to compare against is DESIGN.md's
-107.5 tokens/s for transformers alone.
+(`r1jax fetch smollm2-135m`). DESIGN.md's reference: transformers alone does 107.5 tokens/s
+on the idle 2-core development machine (batch 16). Measured results are in the docstring
+of `r1jax/sampler.py`'s report (issue 3).
 """
 
 from __future__ import annotations
@@ -22,13 +28,8 @@ import argparse
 import os
 import pathlib
 import statistics
+import sys
 import time
-
-import jax
-import numpy as np
-
-from r1jax import fetch, models, sampler
-from r1jax.tokenizer import load_tokenizer
 
 PROMPT_TOKENS = 43
 
@@ -67,13 +68,30 @@ def hf_generate(model, rows: list[list[int]], new_tokens: int, seed: int) -> int
   return int(out.shape[0] * (out.shape[1] - ids.shape[1]))
 
 
+def timed(fn):
+  """Runs fn() -> tokens; returns (tokens, wall seconds, process CPU seconds)."""
+  t0, c0 = time.perf_counter(), time.process_time()
+  n = fn()
+  return n, time.perf_counter() - t0, time.process_time() - c0
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--reps", type=int, default=3)
   parser.add_argument("--new-tokens", type=int, default=128)
   parser.add_argument("--modes", default="1x16,16x1", help="PxR pairs: prompts x samples")
+  parser.add_argument("--threads", type=int, default=0,
+                      help="1: both engines single-threaded (default: their own defaults)")
   parser.add_argument("--skip-hf", action="store_true", help="time r1jax only")
   args = parser.parse_args()
+  if args.threads == 1:  # Must be set before jax starts its CPU backend.
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               " --xla_cpu_multi_thread_eigen=false"
+                               " intra_op_parallelism_threads=1")
+
+  import jax  # pylint: disable=g-import-not-at-top
+  from r1jax import fetch, models, sampler  # pylint: disable=g-import-not-at-top
+  from r1jax.tokenizer import load_tokenizer  # pylint: disable=g-import-not-at-top
 
   path = pathlib.Path(fetch.resolve_model_path("smollm2-135m"))
   tok = load_tokenizer(path)
@@ -81,39 +99,41 @@ def main() -> None:
   hf = None if args.skip_hf else load_hf(path)
   if hf is not None:
     import torch  # pylint: disable=g-import-not-at-top
-    print(f"torch threads {torch.get_num_threads()}, jax devices {jax.devices()}")
+    if args.threads:
+      torch.set_num_threads(args.threads)
+    print(f"torch threads {torch.get_num_threads()}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   sampling = sampler.SamplingConfig(temperature=1.0, max_new_tokens=args.new_tokens,
                                     eos_ids=())  # No early stop: fixed work on both sides.
-  print(f"load average at start {os.getloadavg()}")
+  print(f"load average at start {os.getloadavg()}", flush=True)
   for mode in args.modes.split(","):
     p, r = (int(x) for x in mode.split("x"))
     prompts = chat_prompts(tok, p)
     rows = [x for x in prompts for _ in range(r)]
 
     def r1jax_run(seed):
-      t0 = time.perf_counter()
       out = sampler.generate(params, prompts, cfg=cfg, sampling=sampling,
                              key=jax.random.key(seed), num_samples=r)
-      n = int(jax.device_get(out.lengths).sum())
-      return n, time.perf_counter() - t0
+      return int(jax.device_get(out.lengths).sum())
 
-    n, first = r1jax_run(0)
+    _, first, _ = timed(lambda: r1jax_run(0))
     ours, theirs = [], []
     for rep in range(args.reps):
-      n, dt = r1jax_run(rep + 1)
-      ours.append(n / dt)
+      ours.append(timed(lambda: r1jax_run(rep + 1)))
+      print(f"  {mode} r1jax run {rep}: {ours[-1][0] / ours[-1][1]:.1f} tok/s", file=sys.stderr,
+            flush=True)
       if hf is not None:
-        t0 = time.perf_counter()
-        m = hf_generate(hf, rows, args.new_tokens, rep)
-        theirs.append(m / (time.perf_counter() - t0))
-    compile_s = first - n / statistics.median(ours)
+        theirs.append(timed(lambda: hf_generate(hf, rows, args.new_tokens, rep)))
+        print(f"  {mode} transformers run {rep}: {theirs[-1][0] / theirs[-1][1]:.1f} tok/s",
+              file=sys.stderr, flush=True)
+    rate = lambda runs: statistics.median(n / w for n, w, _ in runs)
+    cpu_per_k = lambda runs: statistics.median(1000 * c / n for n, _, c in runs)
+    steady = statistics.median(w for _, w, _ in ours)
     line = (f"{p} prompt(s) x {r} samples, {PROMPT_TOKENS}-token prompt, {args.new_tokens} new: "
-            f"r1jax {statistics.median(ours):.1f} tok/s (runs {', '.join(f'{x:.1f}' for x in ours)}; "
-            f"first call {first:.1f} s, of which compile ~{compile_s:.1f} s)")
+            f"r1jax {rate(ours):.1f} tok/s ({cpu_per_k(ours):.1f} CPU-s / 1k tok; first call "
+            f"{first:.1f} s, compile ~{first - steady:.1f} s)")
     if theirs:
-      hf_med = statistics.median(theirs)
-      line += (f"; transformers {hf_med:.1f} tok/s (runs {', '.join(f'{x:.1f}' for x in theirs)})"
-               f"; ratio {statistics.median(ours) / hf_med:.2f}x")
+      line += (f"; transformers {rate(theirs):.1f} tok/s ({cpu_per_k(theirs):.1f} CPU-s / 1k "
+               f"tok); ratio {rate(ours) / rate(theirs):.2f}x")
     print(line, flush=True)
   print(f"load average at end {os.getloadavg()}")
 

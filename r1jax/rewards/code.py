@@ -200,6 +200,18 @@ def _kill_group(pid: int) -> None:
     pass
 
 
+def _wait_group_gone(pid: int, timeout_s: float = 10.0) -> None:
+  """Waits until no process of group `pid` is left (killed members are reaped asynchronously,
+  e.g. inside a pid namespace), killing again meanwhile; bounded so it can never hang."""
+  deadline = time.monotonic() + timeout_s
+  while time.monotonic() < deadline:
+    try:
+      os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+      return
+    time.sleep(0.01)
+
+
 def run_program(code: str, tests: Sequence[Test], *, timeout_s: float = 10.0,
                 memory_mb: int = 1024, max_output_bytes: int = 1 << 20,
                 namespaces: Optional[bool] = None,
@@ -294,10 +306,12 @@ def run_program(code: str, tests: Sequence[Test], *, timeout_s: float = 10.0,
   finally:
     _kill_group(proc.pid)
     proc.wait()
+    end = time.monotonic()  # The program's wall time; reaping its group is cleanup.
+    _wait_group_gone(proc.pid)
     proc.stdout.close()
     shutil.rmtree(box, ignore_errors=True)
   return SandboxResult(passed=tuple(passed), timed_out=timed_out,
-                       returncode=proc.returncode, wall_s=time.monotonic() - start,
+                       returncode=proc.returncode, wall_s=end - start,
                        pid=proc.pid)
 
 

@@ -1,0 +1,137 @@
+"""Per-token sampling: temperature, top-k, top-p (nucleus) and min-p on one step's logits.
+
+Place in the pipeline: `r1jax.sampler` calls `sample_token` once per decode step inside its
+jit-compiled loop. Everything here is a pure function of float32 logits [B, V] and a key.
+
+What the returned logprob means. Each token is drawn from the *sampling distribution*
+q = softmax(truncate(logits / temperature)), where `truncate` keeps the top-k tokens, then
+the smallest set whose probability reaches top_p, then the tokens with probability at least
+min_p times the most likely one (the order of Hugging Face's logits warpers), and sets the
+rest to -inf. The logprob returned is log q(token), renormalised over the kept tokens. So:
+  * temperature 1 and no truncation: log q = log pi, the model's own logprob, which is exactly
+    what GRPO's teacher-forced `log_softmax(forward(...))` computes for the same params;
+  * otherwise log q differs from log pi; a trainer that needs log pi must recompute it
+    (or sample at temperature 1 without truncation, as R1 does);
+  * temperature 0 (greedy) draws from a point mass; we return log pi(token) of the untempered,
+    untruncated model instead, since log q would always be 0.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["truncate_logits", "sample_token"]
+
+_NEG_INF = -jnp.inf
+
+
+def _top_p_mask(sorted_logits: jax.Array, top_p: float) -> jax.Array:
+  """Which of the descending-sorted logits [B, C] belong to the nucleus of mass top_p.
+
+  A candidate is kept when the probability mass strictly before it is below top_p, so the
+  most likely token is always kept and the kept set is the smallest one reaching top_p.
+  """
+  probs = jax.nn.softmax(sorted_logits, axis=-1)
+  mass_before = jnp.cumsum(probs, axis=-1) - probs
+  return mass_before < top_p
+
+
+def _min_p_mask(logits: jax.Array, min_p: float) -> jax.Array:
+  """Keeps tokens with probability >= min_p * max probability, i.e. logit >= max + log(min_p)."""
+  return logits >= jnp.max(logits, axis=-1, keepdims=True) + jnp.log(min_p)
+
+
+def truncate_logits(logits: jax.Array, *, temperature: float = 1.0, top_k: int = 0,
+                    top_p: float = 1.0, min_p: float = 0.0) -> jax.Array:
+  """Tempered logits [B, V] with the tokens outside top-k / top-p / min-p set to -inf.
+
+  softmax of the result is the distribution `sample_token` draws from (temperature > 0).
+  The full-vocabulary form; `sample_token` uses an equivalent top-k-candidates form when
+  top_k is set, which avoids sorting the vocabulary.
+  """
+  x = logits.astype(jnp.float32) / temperature
+  v = x.shape[-1]
+  if 0 < top_k < v:
+    kth = jax.lax.top_k(x, top_k)[0][..., -1:]
+    x = jnp.where(x >= kth, x, _NEG_INF)
+  if top_p < 1.0:
+    sorted_x = jnp.sort(x, axis=-1)[..., ::-1]
+    keep = _top_p_mask(sorted_x, top_p)
+    # The smallest kept logit is the threshold: everything at or above it is in the nucleus.
+    threshold = jnp.min(jnp.where(keep, sorted_x, jnp.inf), axis=-1, keepdims=True)
+    x = jnp.where(x >= threshold, x, _NEG_INF)
+  if min_p > 0.0:
+    x = jnp.where(_min_p_mask(x, min_p), x, _NEG_INF)
+  return x
+
+
+_BLOCK = 256  # Candidates per block of the two-level inverse-CDF draw.
+
+
+def _draw(key: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Samples an index from softmax(x) [B, C]; returns (index [B], its log-probability [B]).
+
+  Inverse-CDF sampling with one uniform per row, in two levels: pick a block of 256
+  candidates by the cumulative block masses, then a candidate inside it. It reads the logits
+  twice; Gumbel-max (`jax.random.categorical`) needs B * C random numbers, which cost ~15x
+  more than the rest of this function on CPU (27 ms vs 1.5 ms a step for 16 x 49152).
+  Probability mass is resolved to float32 rounding (~1e-7 of the total).
+  """
+  b, c = x.shape
+  nb = -(-c // _BLOCK)
+  x_pad = jnp.pad(x, ((0, 0), (0, nb * _BLOCK - c)), constant_values=_NEG_INF)
+  top = jnp.max(x_pad, axis=-1, keepdims=True)
+  p = jnp.exp(x_pad - top).reshape(b, nb, _BLOCK)  # Unnormalised; 0 where x is -inf.
+  block_mass = jnp.sum(p, axis=-1)  # [B, nb]
+  block_cum = jnp.cumsum(block_mass, axis=-1)
+  total = block_cum[:, -1]
+  # u in (0, total]: every block with cum >= u > previous cum has positive mass.
+  u = (1.0 - jax.random.uniform(key, (b,), jnp.float32)) * total
+  blk = jnp.minimum(jnp.sum(block_cum < u[:, None], axis=-1), nb - 1)
+  take = lambda a, i: jnp.take_along_axis(a, i[:, None], axis=1)[:, 0]
+  inner = jnp.take_along_axis(p, blk[:, None, None], axis=1)[:, 0]  # [B, BLOCK]
+  inner_cum = jnp.cumsum(inner, axis=-1)
+  # Clip the remainder into (0, block total] so rounding can never select a zero-mass slot
+  # at either end of the block.
+  rest = jnp.clip(u - (take(block_cum, blk) - take(block_mass, blk)),
+                  jnp.finfo(jnp.float32).tiny, inner_cum[:, -1])
+  idx = blk * _BLOCK + jnp.sum(inner_cum < rest[:, None], axis=-1)
+  logprob = take(x_pad, idx) - (top[:, 0] + jnp.log(jnp.sum(block_mass, axis=-1)))
+  return idx.astype(jnp.int32), logprob
+
+
+def sample_token(key: jax.Array, logits: jax.Array, *, temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 1.0,
+                 min_p: float = 0.0) -> tuple[jax.Array, jax.Array]:
+  """Draws one token per row from logits [B, V].
+
+  Args:
+    key: a PRNG key for this step.
+    logits: float [B, V] next-token logits.
+    temperature: 0 for greedy (argmax), else the softmax temperature.
+    top_k: keep the k most likely tokens (0 = all).
+    top_p: keep the smallest set of tokens with total probability >= top_p (1 = all).
+    min_p: keep tokens with probability >= min_p * the top probability (0 = all).
+
+  Returns:
+    (tokens int32 [B], logprobs float32 [B]); see the module docstring for what the logprob is.
+  """
+  logits = logits.astype(jnp.float32)
+  if temperature == 0.0:
+    token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    chosen = jnp.take_along_axis(logits, token[:, None], axis=-1)[:, 0]
+    return token, chosen - jax.nn.logsumexp(logits, axis=-1)
+  x = logits / temperature
+  v = x.shape[-1]
+  if 0 < top_k < v:
+    # Truncate within the k candidates only: lax.top_k returns them sorted, so top-p needs
+    # no vocabulary-wide sort. Ties at the k-th value are broken by index, as in lax.top_k.
+    vals, cand = jax.lax.top_k(x, top_k)  # [B, k], descending.
+    if top_p < 1.0:
+      vals = jnp.where(_top_p_mask(vals, top_p), vals, _NEG_INF)
+    if min_p > 0.0:
+      vals = jnp.where(_min_p_mask(vals, min_p), vals, _NEG_INF)
+    idx, logprob = _draw(key, vals)
+    return jnp.take_along_axis(cand, idx[:, None], axis=-1)[:, 0].astype(jnp.int32), logprob
+  return _draw(key, truncate_logits(logits, temperature=temperature, top_p=top_p, min_p=min_p))

@@ -1,0 +1,316 @@
+"""Tests of r1jax.sampler and r1jax.sampling: the distribution, the logprobs, stopping, shapes.
+
+Tiny random models (ModelConfig defaults) except the SmolLM2 greedy parity test, which needs
+the GGUF file (`r1jax fetch smollm2-135m`) and compares with transformers live when torch is
+installed, else with the golden ids in tests/fixtures/smollm2_greedy_golden.json.
+"""
+
+import dataclasses
+import json
+import math
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from r1jax import sampler, sampling
+from r1jax.models import ModelConfig, forward, init
+from r1jax.sampler import SamplingConfig
+
+FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "smollm2_greedy_golden.json"
+LOGPROB_TOL = 1e-5  # float32 decode-with-cache vs one full forward.
+Z_999 = 3.090  # Standard normal quantile at 0.999: chi-square tests fail 1 time in 1000.
+
+
+def _chi2_critical(df: int, z: float = Z_999) -> float:
+  """Upper chi-square quantile by the Wilson-Hilferty approximation (good for df >= 3)."""
+  a = 2.0 / (9.0 * df)
+  return df * (1.0 - a + z * math.sqrt(a)) ** 3
+
+
+def _assert_frequencies(tokens: np.ndarray, probs: np.ndarray) -> None:
+  """Chi-square goodness of fit of sampled `tokens` to `probs` [V]; zero-prob never drawn."""
+  n = tokens.size
+  counts = np.bincount(tokens.reshape(-1), minlength=probs.size)
+  assert counts[probs == 0].sum() == 0, f"drew tokens of zero probability: {np.nonzero(counts * (probs == 0))}"
+  keep = probs > 0
+  # Merge cells with expected count < 5 into one, as the chi-square approximation requires.
+  expected, observed = probs[keep] * n, counts[keep].astype(float)
+  small = expected < 5
+  if small.any():
+    expected = np.append(expected[~small], expected[small].sum())
+    observed = np.append(observed[~small], observed[small].sum())
+  stat = float(((observed - expected) ** 2 / expected).sum())
+  df = max(expected.size - 1, 1)
+  assert stat < _chi2_critical(max(df, 3)), f"chi-square {stat:.1f} with {df} dof"
+
+
+def _np_softmax(x):
+  e = np.exp(x - x.max())
+  return e / e.sum()
+
+
+def _reference_probs(logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0):
+  """The sampling distribution written out in numpy, independently of r1jax.sampling."""
+  p = _np_softmax(np.asarray(logits, np.float64) / temperature)
+  order = np.argsort(-p, kind="stable")
+  keep = np.ones_like(p, bool)
+  if top_k:
+    keep[order[top_k:]] = False
+  if top_p < 1:
+    q = np.where(keep, p, 0) / np.where(keep, p, 0).sum()
+    before = np.cumsum(q[order]) - q[order]
+    keep[order[before >= top_p]] = False
+  if min_p > 0:
+    q = np.where(keep, p, 0)
+    keep &= q >= min_p * q.max()
+  out = np.where(keep, p, 0)
+  return out / out.sum()
+
+
+LOGITS = np.log(np.array([0.30, 0.22, 0.15, 0.11, 0.08, 0.06, 0.04, 0.03, 0.01]))
+
+
+@pytest.mark.parametrize("kw", [
+    dict(temperature=1.0), dict(temperature=0.6), dict(temperature=1.7),
+    dict(top_k=3), dict(top_p=0.7), dict(min_p=0.3),
+    dict(temperature=0.8, top_k=5, top_p=0.8), dict(top_p=0.9, min_p=0.1)])
+def test_sampled_frequencies_match_the_truncated_softmax(kw):
+  n = 40_000
+  logits = jnp.tile(jnp.asarray(LOGITS, jnp.float32), (n, 1))
+  tokens, logprobs = jax.jit(lambda k, x: sampling.sample_token(k, x, **kw))(
+      jax.random.key(0), logits)
+  probs = _reference_probs(LOGITS, **kw)
+  tokens = np.asarray(tokens)
+  _assert_frequencies(tokens, probs)
+  # The returned logprob is that of the distribution the token was drawn from.
+  np.testing.assert_allclose(np.asarray(logprobs), np.log(probs[tokens]), atol=1e-5)
+
+
+def test_greedy_is_argmax_with_the_model_logprob():
+  logits = jnp.asarray(np.random.default_rng(0).normal(size=(5, 300)), jnp.float32)
+  tokens, logprobs = sampling.sample_token(jax.random.key(0), logits, temperature=0.0)
+  np.testing.assert_array_equal(tokens, np.argmax(logits, axis=-1))
+  want = jax.nn.log_softmax(logits)[np.arange(5), tokens]
+  np.testing.assert_allclose(logprobs, want, atol=1e-6)
+
+
+def test_draw_over_many_blocks_never_picks_masked_tokens():
+  # 1000 candidates span 4 blocks of the two-level draw; only 5 scattered ones are allowed.
+  logits = np.full((1000,), -np.inf, np.float32)
+  allowed = [3, 255, 256, 700, 999]
+  logits[allowed] = [0.0, 1.0, -1.0, 0.5, 2.0]
+  tokens, _ = sampling.sample_token(jax.random.key(1), jnp.tile(jnp.asarray(logits), (30_000, 1)))
+  _assert_frequencies(np.asarray(tokens), _np_softmax(np.where(np.isinf(logits), -1e30, logits)))
+
+
+# --- the sampler on a tiny random model ------------------------------------------------------
+
+CFG = ModelConfig(tie_embeddings=False)  # A tied random model just predicts its input.
+
+
+@pytest.fixture(scope="module")
+def params():
+  p = init(CFG, jax.random.key(0))
+  # Sharper logits than the 0.02-std init gives (entropy ~3.5 nats of 5.5), so the tests see
+  # a peaked, varied distribution.
+  p["lm_head"]["kernel"] = p["lm_head"]["kernel"] * 20.0
+  return p
+
+
+def _teacher_forced(params, cfg, prompt, completion):
+  """log pi(completion[t] | prompt, completion[:t]) from one full forward, no cache."""
+  seq = jnp.asarray([list(prompt) + list(completion)], jnp.int32)
+  logits, _ = jax.jit(lambda p, s: forward(p, s, cfg=cfg))(params, seq)
+  lp = jax.nn.log_softmax(logits[0, len(prompt) - 1:-1])
+  return np.asarray(lp[np.arange(len(completion)), np.asarray(completion)])
+
+
+PROMPTS = [[5, 17, 2, 99, 2], [7, 1, 2, 3, 200, 2, 41, 9, 13, 2, 77]]  # 2 appears as a real token.
+
+
+def test_logprobs_equal_teacher_forced_logprobs(params):
+  sc = SamplingConfig(temperature=1.0, max_new_tokens=12, prompt_multiple=8)
+  out = sampler.generate(params, PROMPTS, cfg=CFG, sampling=sc, key=jax.random.key(3),
+                         num_samples=3)
+  assert out.tokens.shape == (6, 12) and out.logprobs.shape == (6, 12)
+  assert out.tokens.dtype == jnp.int32 and out.logprobs.dtype == jnp.float32
+  np.testing.assert_array_equal(out.lengths, 12)
+  assert not np.asarray(out.finished).any()
+  for row in range(6):
+    want = _teacher_forced(params, CFG, PROMPTS[row // 3], np.asarray(out.tokens[row]))
+    np.testing.assert_allclose(out.logprobs[row], want, atol=LOGPROB_TOL)
+  # The three samples of a prompt are different draws.
+  assert len({tuple(np.asarray(out.tokens[r])) for r in range(3)}) == 3
+
+
+@pytest.mark.parametrize("flags", [
+    dict(qkv_bias=True, rope_scaling="llama3", rope_factor=8.0, rope_original_max_position=64),
+    dict(qk_norm=True, tie_embeddings=False, mlp_activation="gelu_tanh", embed_scale=True,
+         norm_plus_one=True)])
+def test_decode_path_matches_forward_for_model_family_flags(flags):
+  cfg = dataclasses.replace(ModelConfig(), **flags)  # Tied embeddings unless flags untie.
+  p = init(cfg, jax.random.key(1))
+  # Random biases and norm scales (init leaves them at 0 / 1, which would hide mistakes).
+  leaves, tree = jax.tree.flatten(p)
+  keys = jax.random.split(jax.random.key(2), len(leaves))
+  p = jax.tree.unflatten(tree, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+  sc = SamplingConfig(temperature=1.0, max_new_tokens=6, prompt_multiple=8)
+  out = sampler.generate(p, PROMPTS[1:], cfg=cfg, sampling=sc, key=jax.random.key(4), num_samples=2)
+  for row in range(2):
+    want = _teacher_forced(p, cfg, PROMPTS[1], np.asarray(out.tokens[row]))
+    np.testing.assert_allclose(out.logprobs[row], want, atol=LOGPROB_TOL)
+
+
+def test_first_tokens_follow_the_model_distribution(params):
+  # Through the whole pipeline (prefill, fan-out, draw): 4096 rows sample the first token.
+  prompt = [9, 8, 7, 6]
+  for kw in (dict(temperature=1.0), dict(temperature=1.0, top_p=0.6)):
+    sc = SamplingConfig(max_new_tokens=1, **kw)
+    out = sampler.generate(params, [prompt], cfg=CFG, sampling=sc, key=jax.random.key(5),
+                           num_samples=4096)
+    logits, _ = forward(params, jnp.asarray([prompt]), cfg=CFG)
+    _assert_frequencies(np.asarray(out.tokens[:, 0]), _reference_probs(logits[0, -1], **kw))
+
+
+EOS = tuple(range(8))  # At this seed 4 of 8 rows stop (one on id 2, found in the prompts).
+
+
+def test_rows_stop_at_eos_and_are_padded_after(params):
+  base = SamplingConfig(temperature=1.0, max_new_tokens=24, prompt_multiple=8, pad_id=0)
+  stopping = dataclasses.replace(base, eos_ids=EOS)
+  free = sampler.generate(params, PROMPTS, cfg=CFG, sampling=base, key=jax.random.key(6),
+                          num_samples=4)
+  out = sampler.generate(params, PROMPTS, cfg=CFG, sampling=stopping, key=jax.random.key(6),
+                         num_samples=4)
+  tokens, logprobs = np.asarray(out.tokens), np.asarray(out.logprobs)
+  lengths, finished = np.asarray(out.lengths), np.asarray(out.finished)
+  assert finished.any() and not finished.all(), (lengths, finished)
+  for row in range(8):
+    n = lengths[row]
+    eos_at = np.nonzero(np.isin(np.asarray(free.tokens[row]), EOS))[0]
+    if finished[row]:
+      assert tokens[row, n - 1] in EOS and n == eos_at[0] + 1
+    else:
+      assert n == 24 and eos_at.size == 0
+    # Stopping leaves the tokens before it as they were, and pads after it.
+    np.testing.assert_array_equal(tokens[row, :n], np.asarray(free.tokens[row, :n]))
+    np.testing.assert_array_equal(tokens[row, n:], 0)
+    np.testing.assert_array_equal(logprobs[row, n:], 0.0)
+
+
+def test_stop_sequences(params):
+  base = SamplingConfig(temperature=1.0, max_new_tokens=24, prompt_multiple=8)
+  free = np.asarray(sampler.generate(params, PROMPTS, cfg=CFG, sampling=base,
+                                     key=jax.random.key(7), num_samples=4).tokens)
+  a, b = free[0, 5], free[0, 6]
+  # The pair (last prompt token, first new token) spans the prompt: it must not stop a row.
+  boundary = (PROMPTS[0][-1], int(free[0, 0]))
+  sc = dataclasses.replace(base, stop_sequences=((int(a), int(b)), boundary))
+  out = sampler.generate(params, PROMPTS, cfg=CFG, sampling=sc, key=jax.random.key(7),
+                         num_samples=4)
+  for row in range(8):
+    hits = [i + 2 for i in range(23) if (free[row, i], free[row, i + 1]) in
+            ((a, b), boundary)]
+    want = hits[0] if hits else 24
+    assert int(out.lengths[row]) == want
+    assert bool(out.finished[row]) == bool(hits)
+    np.testing.assert_array_equal(np.asarray(out.tokens[row, :want]), free[row, :want])
+  assert int(out.lengths[0]) <= 7
+
+
+def test_a_prompt_alone_and_batched_with_a_longer_one_gives_the_same_greedy_tokens(params):
+  sc = SamplingConfig(temperature=0.0, max_new_tokens=16, prompt_multiple=8)
+  short, long = PROMPTS[0], PROMPTS[1] + [3, 4, 5, 6]  # Buckets of 8 alone, 16 together.
+  alone = sampler.generate(params, [short], cfg=CFG, sampling=sc, key=jax.random.key(0))
+  both = sampler.generate(params, [long, short], cfg=CFG, sampling=sc, key=jax.random.key(0))
+  np.testing.assert_array_equal(alone.tokens[0], both.tokens[1])
+  np.testing.assert_allclose(alone.logprobs[0], both.logprobs[1], atol=LOGPROB_TOL)
+  assert len(set(np.asarray(alone.tokens[0]).tolist())) > 1  # Not a degenerate repeat.
+
+
+def test_compiles_once_per_prompt_bucket(params):
+  sc = SamplingConfig(temperature=1.0, max_new_tokens=5, prompt_multiple=8)  # Unused above.
+  before = sampler.trace_count()
+  for n, seed in ((2, 0), (5, 1), (8, 2), (7, 3)):
+    sampler.generate(params, [list(range(1, n + 1)), [4, 2]], cfg=CFG, sampling=sc,
+                     key=jax.random.key(seed), num_samples=2)
+  assert sampler.trace_count() == before + 1
+  sampler.generate(params, [list(range(1, 10)), [4, 2]], cfg=CFG, sampling=sc,
+                   key=jax.random.key(0), num_samples=2)  # 9 tokens: the 16 bucket.
+  assert sampler.trace_count() == before + 2
+  assert sampler.bucket_length(9, dataclasses.replace(sc, prompt_buckets=(12, 32))) == 12
+  assert sampler.bucket_length(40, dataclasses.replace(sc, prompt_buckets=(12, 32))) == 40
+
+
+def test_same_key_same_rollout_and_another_key_another(params):
+  sc = SamplingConfig(temperature=1.0, max_new_tokens=12, prompt_multiple=8)
+  run = lambda seed: np.asarray(sampler.generate(
+      params, PROMPTS, cfg=CFG, sampling=sc, key=jax.random.key(seed), num_samples=3).tokens)
+  np.testing.assert_array_equal(run(3), run(3))
+  assert (run(3) != run(4)).any()
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(top_p=0.0), "top_p must be in \\(0, 1\\]"), (dict(top_p=1.5), "top_p"),
+    (dict(max_new_tokens=0), "max_new_tokens"), (dict(max_new_tokens=-2), "max_new_tokens"),
+    (dict(temperature=-1.0), "temperature"), (dict(top_k=-1), "top_k"),
+    (dict(min_p=1.5), "min_p"), (dict(stop_sequences=((),)), "stop_sequences"),
+    (dict(prompt_multiple=0), "prompt_multiple")])
+def test_bad_sampling_config_is_a_clear_error(kw, match):
+  with pytest.raises(ValueError, match=match):
+    SamplingConfig(**kw)
+
+
+@pytest.mark.parametrize("prompts, kw, match", [
+    ([], {}, "non-empty list"), ([[1, 2], []], {}, "prompt 1 is empty"),
+    ([[1] * 60], dict(max_new_tokens=8), "exceeds the model's context of 64"),
+    ([[1, 256]], {}, "outside the vocabulary"), ([[1]], dict(num_samples=0), "num_samples")])
+def test_bad_prompts_are_a_clear_error(params, prompts, kw, match):
+  cfg = dataclasses.replace(CFG, max_position_embeddings=64)
+  sc = SamplingConfig(max_new_tokens=kw.pop("max_new_tokens", 4))
+  with pytest.raises(ValueError, match=match):
+    sampler.generate(params, prompts, cfg=cfg, sampling=sc, key=jax.random.key(0), **kw)
+
+
+# --- SmolLM2: greedy tokens equal transformers' ----------------------------------------------
+
+
+def _smollm2_path():
+  from r1jax import fetch  # pylint: disable=g-import-not-at-top
+  try:
+    path = pathlib.Path(fetch.resolve_model_path("smollm2-135m"))
+  except (ValueError, FileNotFoundError):
+    return None
+  return path if path.is_file() else None
+
+
+def test_smollm2_greedy_tokens_equal_transformers():
+  path = _smollm2_path()
+  if path is None:
+    pytest.skip("SmolLM2 GGUF not in the cache (r1jax fetch smollm2-135m)")
+  from r1jax import models  # pylint: disable=g-import-not-at-top
+  from r1jax.tokenizer import load_tokenizer  # pylint: disable=g-import-not-at-top
+  golden = json.loads(FIXTURE.read_text())
+  tok = load_tokenizer(path)
+  prompts = [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=True)
+             for q in golden["questions"]]
+  assert prompts == golden["prompt_ids"]
+  cfg, params = models.load(path)
+  sc = SamplingConfig(temperature=0.0, max_new_tokens=golden["max_new_tokens"],
+                      eos_ids=tuple(golden["eos_ids"]), pad_id=tok.pad_id)
+  out = sampler.generate(params, prompts, cfg=cfg, sampling=sc, key=jax.random.key(0))
+  ours = [np.asarray(out.tokens[i, :int(out.lengths[i])]).tolist() for i in range(len(prompts))]
+  try:
+    import torch  # pylint: disable=g-import-not-at-top,unused-import
+    import transformers  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    want = golden["hf_tokens"]
+  else:
+    from tests.make_sampler_golden import hf_greedy  # pylint: disable=g-import-not-at-top
+    want = hf_greedy(path, prompts, golden["max_new_tokens"], golden["eos_ids"])
+    assert want == golden["hf_tokens"]  # The fixture is what transformers does today.
+  assert all(len(w) >= 48 for w in want)
+  assert ours == want
