@@ -129,9 +129,9 @@ class Attention(nn.Module):
     q = _dense(n * h, ("embed", "q_heads"), cfg, "q_proj", cfg.qkv_bias)(x).reshape(b, t, n, h)
     kk = _dense(k * h, ("embed", "kv_heads"), cfg, "k_proj", cfg.qkv_bias)(x).reshape(b, t, k, h)
     vv = _dense(k * h, ("embed", "kv_heads"), cfg, "v_proj", cfg.qkv_bias)(x).reshape(b, t, k, h)
-    if cfg.qk_norm:  # Qwen3: RMSNorm over each head's H features.
-      norm = functools.partial(RMSNorm, cfg.rms_norm_eps, dtype=_dtype(cfg.dtype),
-                               param_dtype=_dtype(cfg.param_dtype))
+    if cfg.qk_norm:  # Qwen3: RMSNorm over each head's H features ((1 + w) where norms are).
+      norm = functools.partial(RMSNorm, cfg.rms_norm_eps, cfg.norm_plus_one,
+                               dtype=_dtype(cfg.dtype), param_dtype=_dtype(cfg.param_dtype))
       q = norm(name="q_norm")(q)
       kk = norm(name="k_norm")(kk)
     inv_freq = rope_inv_freq(cfg)
