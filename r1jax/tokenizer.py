@@ -10,7 +10,8 @@ accepts what researchers already have:
 - a SentencePiece `.model` file (alone or inside an HF folder without tokenizer.json);
 - a GGUF file: a byte-level BPE tokenizer is rebuilt from the vocabulary, merges and token types
   stored in its metadata, split the way llama.cpp splits for the file's `tokenizer.ggml.pre`;
-- a known model name such as `smollm2-135m` (see `r1jax.fetch`).
+- a known model name such as `smollm2-135m` (see `r1jax.fetch`);
+- `bytes`: a built-in byte-level tokenizer (any text, no file; debug runs and tests).
 
 Padding: r1jax never infers padding from token values (SmolLM2's pad id is its eos id, which also
 ends every chat turn inside prompts); it carries explicit lengths and masks. So when a tokenizer
@@ -38,7 +39,7 @@ from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tok
 
 from r1jax import fetch
 
-__all__ = ["Tokenizer", "load_tokenizer"]
+__all__ = ["BYTES", "BYTES_EOS", "Tokenizer", "byte_tokenizer", "load_tokenizer"]
 
 # Pre-tokenizer split patterns, keyed by llama.cpp's `tokenizer.ggml.pre` names. Each entry is a
 # list of regexes applied in turn (matches and gaps both become pieces), as llama.cpp does.
@@ -414,6 +415,42 @@ def _load_gguf(path: pathlib.Path) -> Tokenizer:
                         chat_template=field("tokenizer.chat_template"))
 
 
+# --- a built-in byte-level tokenizer ------------------------------------------------------------
+BYTES = "bytes"  # The name `load_tokenizer` knows the byte tokenizer by.
+BYTES_EOS = "<|endoftext|>"  # The byte tokenizer's end of sequence (and pad), id 256.
+
+
+def _byte_alphabet() -> list[str]:
+  """GPT-2's printable stand-in character for each byte 0..255 (what ByteLevel maps bytes to)."""
+  keep = [*range(ord("!"), ord("~") + 1), *range(ord("\xa1"), ord("\xac") + 1),
+          *range(ord("\xae"), ord("\xff") + 1)]
+  chars, extra = {}, 0
+  for b in range(256):
+    if b in keep:
+      chars[b] = chr(b)
+    else:  # Control and space bytes take the code points after 255, in byte order.
+      chars[b] = chr(256 + extra)
+      extra += 1
+  return [chars[b] for b in range(256)]
+
+
+def byte_tokenizer() -> Tokenizer:
+  """A byte-level tokenizer: id = byte value, 256 = `<|endoftext|>` (eos and pad).
+
+  It encodes any text with no merges and no unknown tokens, so tiny random models (the debug
+  variants of real recipes, tests) run real prompts and real rewards without a download.
+  `load_tokenizer("bytes")` returns it.
+  """
+  vocab = {c: i for i, c in enumerate(_byte_alphabet())}
+  backend = tokenizers.Tokenizer(models.BPE(vocab=vocab, merges=[]))
+  backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+  backend.decoder = decoders.ByteLevel()
+  backend.add_special_tokens([AddedToken(BYTES_EOS, special=True, normalized=False)])
+  eos = backend.token_to_id(BYTES_EOS)
+  return _FastTokenizer(backend, source=BYTES, bos_id=None, eos_ids=[eos], pad_id=eos,
+                        chat_template=None)
+
+
 # --- entry point -----------------------------------------------------------------------------
 def _is_gguf(path: pathlib.Path) -> bool:
   with open(path, "rb") as f:
@@ -422,12 +459,14 @@ def _is_gguf(path: pathlib.Path) -> bool:
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
   """Loads a tokenizer from an HF folder, tokenizer.json, a SentencePiece .model, a GGUF file,
-  or a known model name (`smollm2-135m`).
+  a known model name (`smollm2-135m`), or "bytes" (the built-in `byte_tokenizer`).
 
   Raises:
     FileNotFoundError: the path does not exist, or a folder holds no tokenizer file.
     ValueError: the file is of a kind r1jax cannot read, or its GGUF tokenizer is unsupported.
   """
+  if os.fspath(path) == BYTES and not os.path.exists(BYTES):
+    return byte_tokenizer()
   p = pathlib.Path(fetch.resolve_model_path(path)).expanduser()
   if not p.exists():
     raise FileNotFoundError(

@@ -5,6 +5,7 @@ import pickle
 
 import pytest
 
+from r1jax import config
 from r1jax.data import tasks
 from r1jax.data import templates
 from tests import data_sources_test
@@ -203,6 +204,20 @@ def test_think_prefill_counts_toward_the_format_reward(gsm8k_file):
   assert task.render(ex).endswith("Assistant: <think>")
   completion = " 2 plus 3 </think> <answer> 5 </answer>"  # The model continues after <think>.
   assert task.rewards(completion, ex) == {"accuracy": 1.0, "format": 1.0}
+
+
+def test_a_template_given_as_a_mapping_survives_a_json_round_trip():
+  # Config task_args are JSON: the mapping form, and a dumped Template, name the same template.
+  spec = {"name": "r1_zero", "think_prefill": True}
+  dumped = json.loads(json.dumps(config.to_dict(templates.get_template(spec))))
+  for form in (spec, dumped):
+    task = tasks.get_task("countdown", template=form)
+    assert task.render(task.source[0]).endswith("Assistant: <think>")
+    assert task.template.response_prefix == "<think>"
+  with pytest.raises(ValueError, match="needs a 'name'"):
+    templates.get_template({"think_prefill": True})
+  with pytest.raises(ValueError, match="template 'qwen_math' has no option 'think_prefill'"):
+    templates.get_template({"name": "qwen_math", "think_prefill": True})
 
 
 def test_chat_template_renders_through_the_tokenizer(gsm8k_file, chat_tokenizer):

@@ -228,6 +228,18 @@ def test_unsupported_gguf_tokenizers_are_clear_errors(tmp_path, bpe):
     load_tokenizer(_write_gguf(tmp_path / "pre.gguf", bpe, pre="mystery"))
 
 
+def test_byte_tokenizer_maps_each_byte_to_its_value_and_round_trips_any_text():
+  tok = load_tokenizer("bytes")
+  text = "Résumé\t<think> 12 + 3 </think>\n\x00 \u2713 \U0001f600"
+  ids = tok.encode(text, add_special_tokens=True)
+  assert ids == list(text.encode("utf-8"))  # No merges, no bos: one id per byte.
+  assert tok.decode(ids) == text
+  eos = tok.encode("<|endoftext|>")
+  assert eos == [256] and tok.eos_ids == (256,) and tok.pad_id == 256
+  assert tok.vocab_size == 257 and tok.bos_id is None and tok.is_special(256)
+  assert tok.decode(ids + eos, skip_special_tokens=True) == text
+
+
 def test_bad_paths_are_clear_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match="'/no/such/tokenizer.json' does not exist"):
     load_tokenizer("/no/such/tokenizer.json")

@@ -169,12 +169,22 @@ TEMPLATES: dict[str, type[Template]] = {
 }
 
 
-def get_template(template: str | Template, **kwargs: Any) -> Template:
-  """A template by name ("r1_zero", "chat", "qwen_math") with field overrides, or as given."""
+def get_template(template: str | Mapping[str, Any] | Template, **kwargs: Any) -> Template:
+  """A template by name ("r1_zero", "chat", "qwen_math") with field overrides, or as given.
+
+  A mapping names the template and its fields, e.g. {"name": "r1_zero", "think_prefill": True}:
+  the JSON-safe form a config's `task_args` can hold (a dumped Template reads back the same way).
+  """
   if isinstance(template, Template):
     if kwargs:
       return dataclasses.replace(template, **kwargs)
     return template
+  if isinstance(template, Mapping):
+    fields = dict(template)
+    if "name" not in fields:
+      raise ValueError(f"a template given as a mapping needs a 'name' (one of "
+                       f"{sorted(TEMPLATES)}), got the keys {sorted(fields)}")
+    return get_template(fields.pop("name"), **{**fields, **kwargs})
   if template not in TEMPLATES:
     raise ValueError(f"unknown template {template!r}; known templates are {sorted(TEMPLATES)}")
   cls = TEMPLATES[template]
