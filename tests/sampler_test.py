@@ -314,3 +314,22 @@ def test_smollm2_greedy_tokens_equal_transformers():
     assert want == golden["hf_tokens"]  # The fixture is what transformers does today.
   assert all(len(w) >= 48 for w in want)
   assert ours == want
+
+
+def test_cli_sample_rejects_bad_flags_before_loading(capsys):
+  from r1jax import cli  # pylint: disable=g-import-not-at-top
+  assert cli.main(["sample", "--model", "no-such-model", "--prompt", "hi", "--top-p", "1.5"]) == 2
+  assert "top_p must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_cli_sample_prints_the_greedy_completion(capsys):
+  path = _smollm2_path()
+  if path is None:
+    pytest.skip("SmolLM2 GGUF not in the cache (r1jax fetch smollm2-135m)")
+  from r1jax import cli  # pylint: disable=g-import-not-at-top
+  from r1jax.tokenizer import load_tokenizer  # pylint: disable=g-import-not-at-top
+  golden = json.loads(FIXTURE.read_text())
+  assert cli.main(["sample", "--model", str(path), "--prompt", golden["questions"][0], "--chat",
+                   "--temperature", "0", "--max-new-tokens", "12", "--no-progress"]) == 0
+  text = load_tokenizer(path).decode(golden["hf_tokens"][0][:12])
+  assert capsys.readouterr().out == text + "\n"

@@ -13,8 +13,9 @@ Run:
   python experiments/benchmarks/sampler_vs_transformers.py [--reps 3] [--new-tokens 128]
       [--modes 1x16,16x1] [--threads 2] [--skip-hf]
 
-`--threads 1` runs both engines on one thread (XLA without its Eigen thread pool, torch with
-one thread): the comparison to make when the cores are busy with other work.
+`--threads N` pins the process to N cores (and torch to N threads) before either engine
+starts: `--threads 1` is the comparison to make when the machine's cores are busy with other
+work, where torch's spinning OpenMP threads otherwise collapse (see the figures below).
 
 Needs torch and transformers (`pip install -e .[parity]`) and the SmolLM2 GGUF
 (`r1jax fetch smollm2-135m`). DESIGN.md's reference: transformers alone does 107.5 tokens/s
@@ -81,13 +82,11 @@ def main() -> None:
   parser.add_argument("--new-tokens", type=int, default=128)
   parser.add_argument("--modes", default="1x16,16x1", help="PxR pairs: prompts x samples")
   parser.add_argument("--threads", type=int, default=0,
-                      help="1: both engines single-threaded (default: their own defaults)")
+                      help="pin the process to this many cores (default: all)")
   parser.add_argument("--skip-hf", action="store_true", help="time r1jax only")
   args = parser.parse_args()
-  if args.threads == 1:  # Must be set before jax starts its CPU backend.
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               " --xla_cpu_multi_thread_eigen=false"
-                               " intra_op_parallelism_threads=1")
+  if args.threads:  # Before jax and torch start their thread pools.
+    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:args.threads]))
 
   import jax  # pylint: disable=g-import-not-at-top
   from r1jax import fetch, models, sampler  # pylint: disable=g-import-not-at-top
@@ -101,7 +100,7 @@ def main() -> None:
     import torch  # pylint: disable=g-import-not-at-top
     if args.threads:
       torch.set_num_threads(args.threads)
-    print(f"torch threads {torch.get_num_threads()}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+    print(f"cores {len(os.sched_getaffinity(0))}, torch threads {torch.get_num_threads()}")
   sampling = sampler.SamplingConfig(temperature=1.0, max_new_tokens=args.new_tokens,
                                     eos_ids=())  # No early stop: fixed work on both sides.
   print(f"load average at start {os.getloadavg()}", flush=True)
