@@ -105,3 +105,22 @@ def test_bad_generator_options_name_the_value():
     generators.ArithmeticGenerator(digits=0)
   with pytest.raises(ValueError, match="size must be a positive integer or None"):
     generators.CountdownGenerator(size=0)
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*"])
+def test_arithmetic_word_problems_state_the_same_sum_as_a_story(op):
+  gen = generators.ArithmeticGenerator(seed=3, digits=2, ops=(op,), style="word")
+  for i in range(20):
+    ex = gen[i]
+    a, b = ex["operands"]
+    assert str(a) in ex["question"] and str(b) in ex["question"]
+    assert ex["question"].endswith("?") and "What is" not in ex["question"]
+    want = {"+": a + b, "-": a - b, "*": a * b}[op]
+    assert ex["answer"] == str(want) and want >= 0
+
+
+def test_arithmetic_word_style_rejects_bad_options():
+  with pytest.raises(ValueError, match="style must be 'plain' or 'word', got 'poem'"):
+    generators.ArithmeticGenerator(style="poem")
+  with pytest.raises(ValueError, match="two operands, got num_operands=3"):
+    generators.ArithmeticGenerator(style="word", num_operands=3)

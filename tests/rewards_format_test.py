@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from r1jax.rewards.format import R1Format, format_reward
+from r1jax.rewards.format import R1Format, TagCount, format_reward, tag_count_reward
 
 WELL_FORMED = [
     "<think>2 + 2 is 4</think><answer>4</answer>",
@@ -63,3 +63,30 @@ def test_huge_inputs_are_linear_time():
   scores = [format_reward(t) for t in texts]
   assert scores == [0.0, 1.0, 0.0]
   assert time.monotonic() - start < 1.0
+
+
+@pytest.mark.parametrize("text,want", [
+    ("<think>a</think><answer>1</answer>", 1.0),
+    ("<think>a</think> the answer is 1", 0.5),
+    ("<think><think>a</think><answer>1</answer>", 0.75),
+    ("no tags at all", 0.0),
+    ("</answer><answer></think><think>", 1.0),  # Counts only: the order is format_reward's job.
+])
+def test_tag_count_gives_a_quarter_per_tag_seen_once(text, want):
+  assert tag_count_reward(text) == want
+  assert TagCount()(text, {"answer": "1"}) == want
+
+
+def test_tag_count_with_think_in_prompt_wants_no_opening_tag():
+  assert tag_count_reward("a</think><answer>1</answer>", think_in_prompt=True) == 1.0
+  assert tag_count_reward("<think>a</think><answer>1</answer>", think_in_prompt=True) == 0.75
+
+
+def test_arithmetic_task_takes_the_tag_count_format_and_rejects_unknown_kinds():
+  from r1jax.data import tasks  # pylint: disable=g-import-not-at-top
+  task = tasks.get_task("arithmetic", digits=2, format_kind="tags")
+  ex = task.source[0]
+  scores = task.rewards(f"<think>x</think> {ex['answer']}", ex)
+  assert scores["format"] == 0.5
+  with pytest.raises(ValueError, match="format_kind must be one of \\['strict', 'tags'\\], got 'x'"):
+    tasks.get_task("arithmetic", format_kind="x")

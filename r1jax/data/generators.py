@@ -118,15 +118,32 @@ class ArithmeticGenerator(_Generator):
   Operands have exactly `digits` digits (no leading zeros); `num_operands` operands are joined
   by operators drawn from `ops`, evaluated with the usual precedence (* before + and -).
   The example keeps `operands`, `ops` (the drawn operators) and `digits`.
+
+  style "word" states a two-operand problem as a short story instead ("Maya has 23 shells
+  and finds 14 more. How many shells does Maya have now?"); subtraction then takes the larger
+  operand first, so every answer is a count.
   """
 
   name = "arithmetic"
   _salt = _ARITHMETIC_SALT
   _OPS = ("+", "-", "*")
 
+  _NAMES = ("Maya", "Leo", "Ava", "Sam", "Nora", "Omar", "Iris", "Ben")
+  _ITEMS = ("apples", "shells", "stamps", "marbles", "coins", "stickers", "books", "cards")
+  _WORD = {
+      "+": "{n} has {a} {i} and finds {b} more. How many {i} does {n} have now?",
+      "-": "{n} had {a} {i} and gave {b} of them away. How many {i} does {n} have left?",
+      "*": "{n} fills {a} boxes with {b} {i} each. How many {i} are in the boxes?",
+  }
+
   def __init__(self, *, seed: int = 0, size: int | None = None, digits: int = 4,
-               num_operands: int = 2, ops: Sequence[str] = ("+",)):
+               num_operands: int = 2, ops: Sequence[str] = ("+",), style: str = "plain"):
     super().__init__(seed, size)
+    if style not in ("plain", "word"):
+      raise ValueError(f"style must be 'plain' or 'word', got {style!r}")
+    if style == "word" and num_operands != 2:
+      raise ValueError(f"word problems have two operands, got num_operands={num_operands!r}")
+    self.style = style
     if not isinstance(digits, int) or not 1 <= digits <= 18:
       raise ValueError(f"digits must be an integer in [1, 18], got {digits!r}")
     if not isinstance(num_operands, int) or num_operands < 2:
@@ -155,6 +172,13 @@ class ArithmeticGenerator(_Generator):
     low, high = 10 ** (self.digits - 1), 10 ** self.digits
     operands = [int(x) for x in rng.integers(low, high, size=self.num_operands)]
     ops = [self.ops[int(i)] for i in rng.integers(len(self.ops), size=self.num_operands - 1)]
-    text = str(operands[0]) + "".join(f" {op} {x}" for op, x in zip(ops, operands[1:]))
-    return {"question": f"What is {text}?", "answer": str(self._evaluate(operands, ops)),
+    if self.style == "word":
+      if ops[0] == "-":
+        operands = sorted(operands, reverse=True)
+      name, items = (str(rng.choice(x)) for x in (self._NAMES, self._ITEMS))
+      question = self._WORD[ops[0]].format(n=name, i=items, a=operands[0], b=operands[1])
+    else:
+      text = str(operands[0]) + "".join(f" {op} {x}" for op, x in zip(ops, operands[1:]))
+      question = f"What is {text}?"
+    return {"question": question, "answer": str(self._evaluate(operands, ops)),
             "operands": operands, "ops": ops, "digits": self.digits}

@@ -132,21 +132,27 @@ class Task:
 
 def _make_task(name: str, source: Source, template: str | templates_lib.Template,
                accuracy: rewards_lib.RewardFn, *, format_weight: float,
-               accuracy_fns: Mapping[str, rewards_lib.RewardFn]) -> Task:
+               accuracy_fns: Mapping[str, rewards_lib.RewardFn],
+               format_kind: str = "strict") -> Task:
   template = templates_lib.get_template(template)
   reward_fns = {"accuracy": (accuracy, 1.0)}
   # The format reward asks for <think>/<answer> tags; a \boxed{} template never asks for them.
   # It reads responses, which already start with any prefilled "<think>".
+  kinds = {"strict": rewards_lib.R1Format, "tags": rewards_lib.TagCount}
+  if format_kind not in kinds:
+    raise ValueError(f"format_kind must be one of {sorted(kinds)}, got {format_kind!r}")
   if template.uses_tags and format_weight:
-    reward_fns["format"] = (rewards_lib.R1Format(), float(format_weight))
+    reward_fns["format"] = (kinds[format_kind](), float(format_weight))
   return Task(name, source, template, reward_fns, dict(accuracy_fns))
 
 
-def _math_task(name: str, source: Source, template, format_weight: float) -> Task:
+def _math_task(name: str, source: Source, template, format_weight: float,
+               format_kind: str = "strict") -> Task:
   strict = rewards_lib.MathAccuracy(strict=True)
   lenient = rewards_lib.MathAccuracy(strict=False)
   return _make_task(name, source, template, strict, format_weight=format_weight,
-                    accuracy_fns={"strict": strict, "lenient": lenient})
+                    accuracy_fns={"strict": strict, "lenient": lenient},
+                    format_kind=format_kind)
 
 
 # --- field maps for the real file formats ------------------------------------------------------
@@ -318,9 +324,13 @@ def countdown(*, seed: int = 0, size: int | None = None, num_numbers: Sequence[i
 
 @register_task("arithmetic")
 def arithmetic(*, seed: int = 0, size: int | None = None, digits: int = 4,
-               num_operands: int = 2, ops: Sequence[str] = ("+",), template: Any = "r1_zero",
-               format_weight: float = 0.1) -> Task:
-  """Multi-digit arithmetic, generated; `digits` is the difficulty knob."""
+               num_operands: int = 2, ops: Sequence[str] = ("+",), style: str = "plain",
+               template: Any = "r1_zero", format_weight: float = 0.1,
+               format_kind: str = "strict") -> Task:
+  """Multi-digit arithmetic, generated; `digits` is the difficulty knob, style plain or word.
+
+  format_kind "strict" rewards the whole R1 format (0 or 1); "tags" gives 0.25 per tag.
+  """
   source = generators.ArithmeticGenerator(seed=seed, size=size, digits=digits,
-                                          num_operands=num_operands, ops=ops)
-  return _math_task("arithmetic", source, template, format_weight)
+                                          num_operands=num_operands, ops=ops, style=style)
+  return _math_task("arithmetic", source, template, format_weight, format_kind)

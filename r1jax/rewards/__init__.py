@@ -13,7 +13,7 @@ from r1jax.rewards.code import CodeTests, run_tests, sandbox_capabilities
 from r1jax.rewards.combine import (BatchScores, CombinedReward, RewardFn, RewardTerm, combine,
                                    score_batch)
 from r1jax.rewards.countdown import CountdownAccuracy, countdown_reward
-from r1jax.rewards.format import R1Format, format_reward
+from r1jax.rewards.format import R1Format, TagCount, format_reward, tag_count_reward
 from r1jax.rewards.language import LanguageConsistency, language_consistency
 from r1jax.rewards.math import (MathAccuracy, extract_answer, gold_answer, grading_stats,
                                 is_equivalent, math_reward)
@@ -32,6 +32,8 @@ __all__ = [
     "countdown_reward",
     "extract_answer",
     "format_reward",
+    "tag_count_reward",
+    "TagCount",
     "gold_answer",
     "grading_stats",
     "is_equivalent",
