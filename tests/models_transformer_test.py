@@ -103,6 +103,23 @@ def test_remat_policy_keeps_loss_and_gradients(remat):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), g0, g1)
 
 
+
+@pytest.mark.parametrize("unroll", [2, 99])
+def test_unrolled_layer_scan_keeps_loss_and_gradients(unroll):
+  cfg = dataclasses.replace(FAMILIES["llama"], num_layers=3)
+  params = _random_params(cfg)
+  tokens = jnp.asarray(np.random.default_rng(2).integers(0, cfg.vocab_size, (2, 7)), jnp.int32)
+
+  def loss(p, c):
+    logits, _ = forward(p, tokens, cfg=c)
+    return jnp.mean(jax.nn.logsumexp(logits, -1))
+
+  grad = jax.jit(jax.value_and_grad(loss), static_argnums=1)
+  l0, g0 = grad(params, cfg)
+  l1, g1 = grad(params, dataclasses.replace(cfg, scan_unroll=unroll))  # 99: clipped to L.
+  np.testing.assert_allclose(l0, l1, rtol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), g0, g1)
+
 def test_every_param_has_logical_axes_of_its_rank():
   for cfg in FAMILIES.values():
     params = init(cfg, jax.random.key(0))

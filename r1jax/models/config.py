@@ -46,10 +46,14 @@ class ModelConfig:
   dtype: DType = "float32"  # Compute dtype of activations; logits are always float32.
   param_dtype: DType = "float32"  # Storage dtype of the params.
   remat: Remat = "none"  # Activation checkpointing policy per block (see transformer.py).
+  # Layers unrolled per iteration of the layer scan. 1 keeps one compiled block (fast
+  # compiles, big models); num_layers unrolls fully, which for tiny models on CPU saves the
+  # loop's per-layer copies of weights and saved activations (~2x a training step).
+  scan_unroll: int = 1
 
   def __post_init__(self):
     for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
-                 "head_dim", "intermediate_size", "max_position_embeddings"):
+                 "head_dim", "intermediate_size", "max_position_embeddings", "scan_unroll"):
       value = getattr(self, name)
       if not isinstance(value, int) or value <= 0:
         raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")

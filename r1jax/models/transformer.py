@@ -203,7 +203,8 @@ class Decoder(nn.Module):
       block = nn.remat(Block, policy=REMAT_POLICIES[cfg.remat], prevent_cse=False)
     stack = nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True},
                     in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, 0, 0),
-                    length=cfg.num_layers, metadata_params={nn.PARTITION_NAME: "layers"})
+                    length=cfg.num_layers, unroll=min(cfg.scan_unroll, cfg.num_layers),
+                    metadata_params={nn.PARTITION_NAME: "layers"})
     x, (new_k, new_v) = stack(cfg, name="layers")(x, positions, allowed, index, k_cache, v_cache)
     x = RMSNorm(cfg.rms_norm_eps, cfg.norm_plus_one, _dtype(cfg.dtype),
                 _dtype(cfg.param_dtype), name="norm")(x)
