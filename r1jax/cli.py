@@ -179,16 +179,43 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                    device_memory_gb=args.device_memory_gb)
     print(dryrun.format_report(report))
     return 0
-  if args.coordinator or args.num_processes:
-    from r1jax import sharding
-    sharding.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-  if hasattr(module, "main"):
-    module.main(cfg, workdir)
-  else:
-    from r1jax import train
-    train.run(cfg, workdir)
+  from r1jax import sharding
+  # With no flags this starts nothing unless a TPU pod slice, SLURM job or MPI launch shows
+  # in the environment (then jax.distributed reads the details itself).
+  multi = sharding.initialize_distributed(args.coordinator, args.num_processes, args.process_id,
+                                          heartbeat_timeout_s=args.heartbeat_timeout)
+  try:
+    if hasattr(module, "main"):
+      module.main(cfg, workdir)
+    else:
+      from r1jax import train
+      train.run(cfg, workdir)
+  except Exception as e:  # pylint: disable=broad-except
+    import jax
+    if not (multi and isinstance(e, jax.errors.JaxRuntimeError)):
+      raise
+    _exit_multiprocess_failure(e)
   print(f"workdir: {workdir}")
   return 0
+
+
+def _exit_multiprocess_failure(error: Exception) -> None:
+  """Ends a process whose multi-process run broke (most often: a peer process died).
+
+  A collective with a dead peer fails at once (its connection closes). A normal interpreter
+  exit would then wait in jax.distributed's shutdown barrier for the dead process until the
+  heartbeat timeout and abort with a fatal log; `os._exit` ends this process now, with one
+  clear message and exit status 3.
+  """
+  import os
+  import jax
+  first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+  print(f"r1jax train: error: process {jax.process_index()} of {jax.process_count()} stops: a "
+        f"collective operation failed, most likely because another process of this run died "
+        f"or was killed (its own log has the cause). The last checkpoint is kept; rerun the same "
+        f"command on every host to resume. JAX said: {first}", file=sys.stderr, flush=True)
+  sys.stdout.flush()
+  os._exit(3)  # pylint: disable=protected-access
 
 
 def _add_train(sub) -> None:
@@ -206,9 +233,13 @@ def _add_train(sub) -> None:
                  help="memory of one device for --dry-run (default 80)")
   p.add_argument("--num-devices", type=int,
                  help="devices to plan for with --dry-run (default: the devices present)")
-  p.add_argument("--coordinator", help="HOST:PORT of process 0 for multi-host runs")
+  p.add_argument("--coordinator", help="HOST:PORT of process 0 for multi-host runs, or 'auto' "
+                 "(detect a TPU pod slice, SLURM or MPI launch; also done without the flag)")
   p.add_argument("--num-processes", type=int, help="processes in a multi-host run")
   p.add_argument("--process-id", type=int, help="this process's index in a multi-host run")
+  p.add_argument("--heartbeat-timeout", type=int, default=100, metavar="SECONDS",
+                 help="multi-host: a process silent this long counts as dead and the others "
+                 "stop with an error instead of hanging (default 100)")
   p.set_defaults(func=_cmd_train)
 
 

@@ -4,6 +4,8 @@ Place in the pipeline: steps 1-4 of a GRPO step (DESIGN.md). `collect` tokenizes
 samples R completions each with `sampler.generate`, decodes them, scores every named reward
 (host Python; a reward function that raises scores 0 and is counted, never crashes the step),
 and `to_batch` lays prompt and completion side by side with explicit masks for the update.
+On several processes every process samples the same global prompts (one SPMD program; its
+rows are split over the devices), grades only its share of the rows, and all see every score.
 DAPO's dynamic sampling is `collect_filtered`: groups whose rewards are all equal carry no
 signal and are replaced by fresh prompts, up to a number of sampling rounds.
 """
@@ -18,6 +20,7 @@ import numpy as np
 
 from r1jax import grpo
 from r1jax import sampler as sampler_lib
+from r1jax import sharding
 from r1jax.data.sources import Example, ExampleStream
 from r1jax.data.tasks import Task
 from r1jax.grpo_config import GRPOConfig
@@ -103,23 +106,37 @@ def collect(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
   prompt_ids = encode_prompts(task, examples, tokenizer, chat=chat, max_len=max_prompt_len)
   out = sampler_lib.generate(params, prompt_ids, cfg=model_cfg, sampling=sampling, key=key,
                              num_samples=num_samples)
-  tokens, logprobs, lengths, finished = (np.asarray(x) for x in jax.device_get(out))
+  # Every process gets every row (an all-gather when rows live on other hosts' devices).
+  tokens, logprobs, lengths, finished = sharding.to_host(tuple(out))
   p, r = len(examples), num_samples
   completions = [_decode(tokenizer, tokens[row], int(lengths[row]), bool(finished[row]),
                          sampling.eos_ids) for row in range(p * r)]
   row_examples = [examples[row // r] for row in range(p * r)]
-  # Host-side scoring; a reward function that raises scores 0 and is counted.
-  scores = task.score(completions, row_examples)
-  rewards = {name: v.reshape(p, r) for name, v in scores.per_term.items()}
-  total = scores.total.reshape(p, r).astype(np.float32)
-  accuracy = {name: v.reshape(p, r) for name, v in
-              task.accuracy(completions, row_examples).items()}
+  scores = _score(task, completions, row_examples)
+  rewards = {name: v.reshape(p, r) for name, v in scores["per_term"].items()}
+  total = scores["total"].reshape(p, r).astype(np.float32)
+  accuracy = {name: v.reshape(p, r) for name, v in scores["accuracy"].items()}
   if grpo_cfg.overlong_buffer:  # DAPO's soft overlong punishment, on top of the task reward.
     total += np.asarray(grpo.overlong_penalty(
         lengths, sampling.max_new_tokens, grpo_cfg.overlong_buffer,
         grpo_cfg.overlong_penalty_factor)).reshape(p, r)
   return Rollouts(list(examples), prompt_ids, tokens, logprobs, lengths, finished, completions,
-                  rewards, total, accuracy, sum(scores.errors.values()))
+                  rewards, total, accuracy, int(scores["errors"].sum()))
+
+
+def _score(task: Task, completions: list[str], row_examples: list[Example]) -> dict[str, Any]:
+  """Rewards and accuracies of every row; each process grades only its share of the rows.
+
+  Host-side grading (sympy under timeouts, code sandboxes) is the part of a step that does not
+  shard itself over devices, so on several hosts each scores `sharding.process_rows` and the
+  scores are all-gathered. A reward function that raises scores 0 and is counted.
+  """
+  mine = sharding.process_rows(len(completions))
+  scores = task.score(completions[mine], row_examples[mine])
+  local = {"total": scores.total, "per_term": scores.per_term,
+           "accuracy": task.accuracy(completions[mine], row_examples[mine]),
+           "errors": np.array([sum(scores.errors.values())], np.int64)}
+  return sharding.allgather_rows(local)
 
 
 def collect_filtered(params, stream: ExampleStream, num_prompts: int, *, max_rounds: int,

@@ -29,7 +29,11 @@ The sampler may use another layout than training (`MeshConfig.sample_rules`, e.g
 
 Multi-host: every host runs this same program (JAX's multi-controller runtime, no Ray, no
 Pathways). `initialize_distributed` starts jax.distributed; each process loads its own slice of
-the batch (`process_batch_slice`) and `host_local_to_global` assembles the global arrays.
+the batch (`process_batch_slice`) and `host_local_to_global` assembles the global arrays. The
+trainer's host side uses `to_host` (all-gathers what other processes' devices hold),
+`process_rows` / `allgather_rows` (each process scores its share of a rollout's rows, then all
+hosts see every score), `global_batch` (each process hands over the rows its devices hold) and
+`any_process` (one process's stop signal stops them all at the same step).
 """
 
 from __future__ import annotations
@@ -44,18 +48,20 @@ from typing import Any, Iterator, Mapping, Sequence
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from r1jax.models import transformer
 from r1jax.models.config import ModelConfig
 
 __all__ = [
-    "AXES", "DEFAULT_RULES", "SAMPLE_RULES", "MeshConfig", "Rules", "axis_rules_context",
-    "batch_shardings", "batch_spec", "cache_shardings", "cache_specs", "constrain_cache",
-    "detect_cluster", "host_local_to_global", "init_params_sharded", "initialize_distributed",
-    "is_main_process", "logical_to_mesh", "make_mesh", "mirror_params", "opt_state_shardings",
-    "param_logical_and_abstract", "param_shardings", "param_specs", "process_batch_slice",
-    "replicated", "reshard", "sharded_abstract", "spec_for_shape",
+    "AXES", "DEFAULT_RULES", "SAMPLE_RULES", "MeshConfig", "Rules", "allgather_rows",
+    "any_process", "axis_rules_context", "batch_shardings", "batch_spec", "cache_shardings",
+    "cache_specs", "constrain_cache", "detect_cluster", "global_batch", "host_local_to_global",
+    "init_params_sharded", "initialize_distributed", "is_main_process", "logical_to_mesh",
+    "make_mesh", "mirror_params", "opt_state_shardings", "param_logical_and_abstract",
+    "param_shardings", "param_specs", "process_batch_slice", "process_rows", "replicated",
+    "reshard", "sharded_abstract", "spec_for_shape", "to_host",
 ]
 
 AXES = ("data", "fsdp", "tensor")
@@ -448,3 +454,86 @@ def host_local_to_global(array_tree: Any, mesh: jax.sharding.Mesh, pspec: P | An
   return jax.tree.map(
       lambda x, s: jax.make_array_from_process_local_data(NamedSharding(mesh, s), x),
       array_tree, pspec)
+
+
+def process_rows(num_rows: int, process_index: int | None = None,
+                 process_count: int | None = None) -> slice:
+  """This process's contiguous share of `num_rows` host-side rows (e.g. to score rewards).
+
+  Unlike `process_batch_slice`, any count splits: the first num_rows % count processes take
+  one row more (an evaluation batch need not divide by the process count).
+  """
+  index = jax.process_index() if process_index is None else process_index
+  count = jax.process_count() if process_count is None else process_count
+  if count < 1 or not 0 <= index < count:
+    raise ValueError(f"process_index must be in [0, {count}), got {index}")
+  per, extra = divmod(num_rows, count)
+  start = index * per + min(index, extra)
+  return slice(start, start + per + (index < extra))
+
+
+def allgather_rows(tree: Any) -> Any:
+  """Every process's rows, concatenated in process order, on every process (numpy).
+
+  Each leaf holds this process's rows on its leading axis; processes may hold different
+  numbers of rows (`process_rows`). With one process the tree comes back as numpy, unchanged.
+  """
+  leaves, treedef = jax.tree.flatten(tree)
+  leaves = [np.asarray(x) for x in leaves]
+  if jax.process_count() == 1 or not leaves:
+    return jax.tree.unflatten(treedef, leaves)
+  # process_allgather needs equal shapes on every process: pad to the longest share.
+  counts = multihost_utils.process_allgather(np.array([len(x) for x in leaves], np.int32))
+  most = counts.max(axis=0)
+  padded = [np.concatenate([x, np.zeros((m - len(x),) + x.shape[1:], x.dtype)])
+            for x, m in zip(leaves, most)]
+  gathered = multihost_utils.process_allgather(padded)  # Each leaf: [processes, most, ...].
+  out = [np.concatenate([g[p, :counts[p, i]] for p in range(len(counts))])
+         for i, g in enumerate(gathered)]
+  return jax.tree.unflatten(treedef, out)
+
+
+def any_process(flag: bool) -> bool:
+  """Whether `flag` is set on any process (a collective: every process must call it)."""
+  if jax.process_count() == 1:
+    return bool(flag)
+  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
+
+def to_host(tree: Any) -> Any:
+  """numpy copies of a tree of arrays; parts held by other processes' devices are gathered.
+
+  A collective when some leaf spans processes: every process must call it.
+  """
+  def one(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return multihost_utils.process_allgather(x, tiled=True)
+    return np.asarray(jax.device_get(x))
+  return jax.tree.map(one, tree)
+
+
+def _local_rows(sharding: jax.sharding.Sharding, shape: tuple[int, ...]) -> slice:
+  """The rows (leading axis) that this process's devices hold, as one slice if contiguous."""
+  starts_stops = {idx[0].indices(shape[0])[:2] for idx in
+                  sharding.addressable_devices_indices_map(shape).values()}
+  starts_stops = sorted(starts_stops)
+  lo, hi = starts_stops[0][0], starts_stops[0][1]
+  for start, stop in starts_stops[1:]:
+    if start > hi:  # A gap: not one slice; hand over every row (all hosts hold them all).
+      return slice(None)
+    hi = max(hi, stop)
+  return slice(lo, hi)
+
+
+def global_batch(host_tree: Any, shardings: Any) -> Any:
+  """Global jax.Arrays of a batch that every process holds in full on the host.
+
+  Each process hands over only the rows its own devices hold
+  (`jax.make_array_from_process_local_data` with the global shape); with one process this is
+  `device_put`. Every process must pass equal values (they are one global batch).
+  """
+  def one(x, s):
+    x = np.asarray(x)
+    local = x[_local_rows(s, x.shape)] if x.ndim else x
+    return jax.make_array_from_process_local_data(s, local, x.shape)
+  return jax.tree.map(one, host_tree, shardings)

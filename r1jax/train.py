@@ -24,6 +24,7 @@ import json
 import os
 import pathlib
 import subprocess
+import tempfile
 import time
 from typing import Any
 
@@ -73,7 +74,9 @@ def load_policy(cfg: Config, workdir: str | os.PathLike, key: jax.Array,
   tok_path = cfg.tokenizer_path or cfg.model_path
   if tok_path == "miniature":
     from r1jax.data import miniature  # Local: registers the task, writes its tokenizer.
-    tok_path = miniature.write_tokenizer(os.path.join(workdir, "tokenizer"))
+    # Process 0 writes the workdir's copy; the others their own, so no file is read half-written.
+    tok_path = miniature.write_tokenizer(os.path.join(workdir, "tokenizer") if
+                                         jax.process_index() == 0 else tempfile.mkdtemp())
   if not tok_path:
     raise ValueError("Config.tokenizer_path is empty and there is no model_path to take a "
                      "tokenizer from; set tokenizer_path (a tokenizer.json, .model or GGUF)")
@@ -144,8 +147,11 @@ def _rollout_metrics(ro: rollout_lib.Rollouts, adv: np.ndarray) -> dict[str, flo
   return m
 
 
-def _state(params, opt_state, ref_params, key) -> dict[str, Any]:
-  state = {"params": params, "opt_state": opt_state, "key": jax.random.key_data(key)}
+def _state(params, opt_state, ref_params, key, mesh=None) -> dict[str, Any]:
+  key_data = jax.random.key_data(key)
+  if mesh is not None:  # Replicated over the mesh: one global array that orbax saves once.
+    key_data = jax.device_put(key_data, sharding.replicated(mesh))
+  state = {"params": params, "opt_state": opt_state, "key": key_data}
   if ref_params is not None:
     state["ref_params"] = ref_params
   return state
@@ -179,8 +185,10 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
     (workdir / "model_config.json").write_text(config_lib.to_json(model_cfg))
   sampling = _sampling(cfg, tokenizer)
   task = tasks_lib.get_task(cfg.task, **cfg.task_args)
-  stream = task.stream(seed=cfg.seed, process_index=jax.process_index(),
-                       process_count=jax.process_count())
+  # One global prompt stream on every process: the sampler is one SPMD program whose host
+  # inputs must be equal everywhere, the order (so the run) does not depend on the process
+  # count, and one data position is checkpointed. Each process grades its share of the rows.
+  stream = task.stream(seed=cfg.seed)
   grpo_cfg = cfg.grpo
   r = grpo_cfg.num_samples
   rows = cfg.prompts_per_step * r
@@ -197,7 +205,7 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
                sharding.param_shardings(model_cfg, mesh, cfg.mesh.sample_rules))
   opt_state = opt_init(params)
   ref_params = params if use_ref else None
-  target = _state(params, opt_state, ref_params, root)
+  target = _state(params, opt_state, ref_params, root, mesh)
   restored = ckpt.restore_latest(target)
   writer = metrics_lib.MetricsWriter(workdir, tensorboard=cfg.tensorboard,
                                      process_index=jax.process_index(),
@@ -219,7 +227,7 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
           log=lambda s, m: writer.log_console(f"sft {s}/{cfg.sft.steps}", m))
       ref_params = params if use_ref else None
       opt_state = opt_init(params)
-    ckpt.save(0, _state(params, opt_state, ref_params, root),
+    ckpt.save(0, _state(params, opt_state, ref_params, root, mesh),
               meta={"data_position": stream.position}, force=True)
 
   eval_task = eval_examples = None
@@ -289,7 +297,7 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
                               adv.reshape(-1).astype(np.float32),
                               np.zeros((rows, t_new), np.float32),
                               np.zeros((rows, t_new), np.float32))
-      batch = jax.device_put(host, sharding.batch_shardings(host, mesh, cfg.mesh.rules))
+      batch = sharding.global_batch(host, sharding.batch_shardings(host, mesh, cfg.mesh.rules))
       if use_ref:
         batch = batch._replace(ref_logprobs=ref_fn(ref_params, batch.tokens, batch.attn_mask))
       if use_ref and ref_params is params:
@@ -299,7 +307,7 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
         params, opt_state, upd, logp = update(params, opt_state, batch, it == 0)
         if it == 0:
           batch = batch._replace(old_logprobs=logp)
-          gap = np.abs(np.asarray(logp) - ro.logprobs) * arrays["loss_mask"]
+          gap = np.abs(sharding.to_host(logp) - ro.logprobs) * arrays["loss_mask"]
         upd = {k: float(v) for k, v in jax.device_get(upd).items()}
         if not (np.isfinite(upd["loss"]) and np.isfinite(upd["grad_norm"])):
           raise FloatingPointError(
@@ -325,8 +333,8 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
            "reward": float(ro.total_reward.reshape(-1)[i]), "length": int(ro.lengths[i])}
           for i in range(min(cfg.samples_per_step, rows))])
       writer.progress(step, cfg.num_steps, metrics)
-      stop = checkpoint_lib.should_stop()
-      ckpt.save(step, _state(params, opt_state, ref_params if use_ref else None, root),
+      stop = sharding.any_process(checkpoint_lib.should_stop())  # All stop at one step.
+      ckpt.save(step, _state(params, opt_state, ref_params if use_ref else None, root, mesh),
                 meta={"data_position": stream.position}, force=stop or step == end)
       if stop:
         break

@@ -1,6 +1,7 @@
 """The dry run: per-device bytes by arithmetic, FLOPs, and a clear fit / shortfall verdict."""
 
 import dataclasses
+import re
 
 import jax
 import pytest
@@ -144,3 +145,58 @@ def test_dry_run_allocates_nothing_for_a_32b_model():
   before = len(jax.live_arrays())
   dryrun.dry_run(get_preset("qwen2.5-32b"), (1, 64, 1), batch=64, seq_len=128)
   assert len(jax.live_arrays()) - before < 10  # A few scalars at most, never the params.
+
+
+# `r1jax train EXPERIMENT.py --dry-run`: the command line, through an experiment's Config.
+_R1_ZERO_EXPERIMENT = '''
+import dataclasses
+from r1jax.grpo_config import GRPOConfig
+from r1jax.models.presets import get_preset
+from r1jax.run_config import Config
+from r1jax.sampler import SamplingConfig
+
+
+def get_config():
+  # R1-Zero's step: 32 prompts x 16 samples, 512 prompt + 3584 new tokens, a KL reference.
+  return Config(model=dataclasses.replace(get_preset("{preset}"), remat="full"),
+                grpo=GRPOConfig(num_samples=16, kl_coef=0.001),
+                sampling=SamplingConfig(max_new_tokens=3584), max_prompt_len=512,
+                prompts_per_step=32, minibatch_size={minibatch})
+'''
+
+
+def _dry_run_cli(capsys, *argv):
+  from r1jax import cli  # Local: only these tests use the command line.
+  code = cli.main(["train", *map(str, argv), "--dry-run"])
+  return code, capsys.readouterr().out
+
+
+def test_cli_dry_run_of_the_miniature_experiment_prints_bytes_and_fit(capsys):
+  code, out = _dry_run_cli(capsys, "experiments/miniature.py", "--num-devices", 8)
+  assert code == 0
+  assert "on 8 devices" in out
+  for line in ("params ", "optimizer state ", "activations ", "KV cache ", "FLOPs per step"):
+    assert line in out, line
+  assert out.strip().splitlines()[-1].startswith("Fits: the peak")
+
+
+def test_cli_dry_run_of_qwen_math_7b_at_r1_zero_scale_fits_on_64_gpus(tmp_path, capsys):
+  path = tmp_path / "r1_zero_7b.py"
+  path.write_text(_R1_ZERO_EXPERIMENT.format(preset="qwen2.5-math-7b", minibatch=64))
+  code, out = _dry_run_cli(capsys, path, "--num-devices", 64, "--device-memory-gb", 80)
+  assert code == 0
+  assert "7.62B params on 64 devices (data=1 x fsdp=64 x tensor=1)" in out
+  assert out.strip().splitlines()[-1].startswith("Fits: the peak (training) needs")
+
+
+def test_cli_dry_run_of_qwen_32b_on_8_gpus_reports_the_shortfall(tmp_path, capsys):
+  path = tmp_path / "r1_zero_32b.py"
+  path.write_text(_R1_ZERO_EXPERIMENT.format(preset="qwen2.5-32b", minibatch=8))
+  code, out = _dry_run_cli(capsys, path, "--num-devices", 8, "--device-memory-gb", 80)
+  assert code == 0  # A plan that does not fit is an answer, not an error.
+  verdict = out.strip().splitlines()[-1]
+  # At R1-Zero's 4k tokens a row, the sampler's KV cache is the peak here, not training.
+  match = re.fullmatch(r"Does not fit: the peak \((training|sampling)\) needs [\d.]+ GiB per "
+                       r"device but only 72\.0 GiB usable of 80 GiB .*, ([\d.]+) GiB short per "
+                       r"device \(largest: .*\)\.", verdict)
+  assert match and float(match.group(2)) > 0, verdict

@@ -205,6 +205,37 @@ def test_process_batch_slice():
     sharding.process_batch_slice(16, 2, 2)
 
 
+def test_process_rows_split_any_row_count_contiguously():
+  parts = [sharding.process_rows(10, i, 4) for i in range(4)]
+  assert parts == [slice(0, 3), slice(3, 6), slice(6, 8), slice(8, 10)]
+  assert sharding.process_rows(2, 2, 3) == slice(2, 2)  # More processes than rows: none.
+  assert sharding.process_rows(7) == slice(0, 7)  # One process here.
+  with pytest.raises(ValueError, match="process_index must be in \\[0, 2\\), got 3"):
+    sharding.process_rows(8, 3, 2)
+
+
+def test_host_side_collectives_on_one_process_return_the_local_values():
+  # Their multi-process behaviour is tested with two real processes (train_multiprocess_test).
+  tree = {"a": np.arange(6).reshape(3, 2), "b": [np.ones(1, np.float32)]}
+  out = sharding.allgather_rows(tree)
+  np.testing.assert_array_equal(out["a"], tree["a"])
+  np.testing.assert_array_equal(out["b"][0], tree["b"][0])
+  assert sharding.any_process(True) and not sharding.any_process(False)
+  host = sharding.to_host({"x": jax.numpy.arange(4.0), "n": np.int32(3)})
+  assert isinstance(host["x"], np.ndarray) and host["x"].tolist() == [0.0, 1.0, 2.0, 3.0]
+  assert host["n"] == 3
+
+
+def test_global_batch_places_rows_in_their_shardings():
+  mesh = sharding.make_mesh(sharding.MeshConfig())
+  host = {"t": np.arange(12).reshape(4, 3), "s": np.float32(2.0)}
+  shardings = {"t": jax.sharding.NamedSharding(mesh, P(BATCH)), "s": sharding.replicated(mesh)}
+  out = sharding.global_batch(host, shardings)
+  np.testing.assert_array_equal(out["t"], host["t"])
+  assert float(out["s"]) == 2.0
+  assert out["t"].sharding.is_equivalent_to(shardings["t"], 2)
+
+
 @pytest.mark.parametrize("env, want", [
     ({}, None),
     ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}, "slurm"),
