@@ -117,15 +117,17 @@ def r1_analysis(completions: Sequence[str], lengths: np.ndarray, correct: np.nda
           "reflective_per_1k_tokens": rates}
 
 
-def _pyplot():
+def _figure(**kwargs):
+  """A matplotlib Figure outside pyplot: writing PNGs leaves the caller's backend alone.
+
+  So a notebook's inline plots keep working after a run, and no display is needed.
+  """
   try:
-    import matplotlib  # pylint: disable=g-import-not-at-top
+    from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   except ImportError:
     raise ImportError("the evaluation plots need matplotlib, which is not installed; run "
                       "`pip install matplotlib` (or `pip install r1jax[plots]`)") from None
-  matplotlib.use("Agg")  # Files only: works without a display (servers, CI).
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
+  return Figure(**kwargs)
 
 
 def plot(analysis: dict, out_dir: str | os.PathLike, *, title: str = "") -> list[str]:
@@ -134,13 +136,14 @@ def plot(analysis: dict, out_dir: str | os.PathLike, *, title: str = "") -> list
   Raises:
     ImportError: matplotlib is not installed (the message says how to install it).
   """
-  plt = _pyplot()
+  _figure()  # Fails early, with the install hint, when matplotlib is missing.
   os.makedirs(out_dir, exist_ok=True)
   paths = []
 
   hist = analysis["length"]["histogram"]
   edges = np.asarray(hist["edges"])
-  fig, ax = plt.subplots(figsize=(7, 4))
+  fig = _figure(figsize=(7, 4))
+  ax = fig.subplots()
   ax.bar(edges[:-1], hist["correct"], width=np.diff(edges), align="edge", alpha=0.7,
          label="correct", color="tab:green")
   ax.bar(edges[:-1], hist["wrong"], width=np.diff(edges), align="edge", alpha=0.5,
@@ -157,11 +160,11 @@ def plot(analysis: dict, out_dir: str | os.PathLike, *, title: str = "") -> list
   fig.tight_layout()
   paths.append(os.path.join(os.fspath(out_dir), LENGTH_PLOT))
   fig.savefig(paths[-1], dpi=100)
-  plt.close(fig)
 
   rates = analysis["reflective_per_1k_tokens"]
   y = np.arange(len(REFLECTIVE_WORDS))
-  fig, ax = plt.subplots(figsize=(7, 4))
+  fig = _figure(figsize=(7, 4))
+  ax = fig.subplots()
   height = 0.4
   for offset, group, color in ((-height / 2, "correct", "tab:green"),
                                (height / 2, "wrong", "tab:red")):
@@ -179,5 +182,4 @@ def plot(analysis: dict, out_dir: str | os.PathLike, *, title: str = "") -> list
   fig.tight_layout()
   paths.append(os.path.join(os.fspath(out_dir), REFLECTION_PLOT))
   fig.savefig(paths[-1], dpi=100)
-  plt.close(fig)
   return paths

@@ -24,15 +24,17 @@ _LENGTH_KEYS = (("length/mean", "all"), ("length/correct_mean", "correct"),
                 ("length/wrong_mean", "wrong"))
 
 
-def _pyplot():
+def _figure(**kwargs):
+  """A matplotlib Figure outside pyplot: writing PNGs leaves the caller's backend alone.
+
+  So a notebook's inline plots keep working after a run, and no display is needed.
+  """
   try:
-    import matplotlib  # pylint: disable=g-import-not-at-top
+    from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   except ImportError:
     raise ImportError("Plotting needs matplotlib, which is not installed; run "
                       "`pip install matplotlib` (or `pip install r1jax[plots]`).") from None
-  matplotlib.use("Agg")  # Files only: works without a display (servers, CI).
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
+  return Figure(**kwargs)
 
 
 def _series(records: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
@@ -98,27 +100,27 @@ def plot_run(workdir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
   if not (accuracy or reward or length):
     raise ValueError(f"{os.fspath(workdir)} has no accuracy/*, reward/* or length/* metrics to "
                      f"plot ({len(records)} records).")
-  plt = _pyplot()
+  _figure()  # Fails early, with the install hint, when matplotlib is missing.
   out_dir = os.fspath(out_dir if out_dir is not None else workdir)
   os.makedirs(out_dir, exist_ok=True)
   name = os.path.basename(os.path.abspath(os.fspath(workdir)))
   paths = []
 
   if accuracy or reward:
-    fig, (ax_acc, ax_rew) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = _figure(figsize=(11, 4))
+    ax_acc, ax_rew = fig.subplots(1, 2)
     _draw(ax_acc, records, accuracy, "accuracy", "fraction correct")
     _draw(ax_rew, records, reward, "reward", "mean reward")
     fig.suptitle(name)
     fig.tight_layout()
     paths.append(os.path.join(out_dir, ACCURACY_FILE))
     fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
 
   if length:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = _figure(figsize=(6, 4))
+    ax = fig.subplots()
     _draw(ax, records, length, f"{name}: response length", "tokens")
     fig.tight_layout()
     paths.append(os.path.join(out_dir, LENGTH_FILE))
     fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
   return paths

@@ -43,6 +43,26 @@ def test_plot_run_writes_accuracy_reward_and_length_pngs(tmp_path):
       assert f.read(8) == _PNG
 
 
+def test_writing_plots_leaves_the_callers_backend_and_figures_alone(tmp_path):
+  # A notebook's inline backend must survive a training run, which writes these PNGs.
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from r1jax import analysis  # pylint: disable=g-import-not-at-top
+  before = matplotlib.get_backend()
+  matplotlib.use("svg")
+  try:
+    open_figures = plt.get_fignums()
+    _write_metrics(tmp_path, _full_run())
+    plots.plot_run(tmp_path)
+    lengths = analysis.r1_analysis(["a b", "wait"], [2, 1], [True, False], [True, True],
+                                   max_new_tokens=4)
+    assert len(analysis.plot(lengths, tmp_path)) == 2
+    assert matplotlib.get_backend() == "svg"
+    assert plt.get_fignums() == open_figures  # Nothing was left open in pyplot.
+  finally:
+    matplotlib.use(before)
+
+
 def test_missing_keys_are_skipped_not_fatal(tmp_path):
   # Only lengths, and only some of them: one figure.
   _write_metrics(tmp_path, [{"step": 1, "length/mean": 5.0}, {"step": 2, "length/mean": 7.0}])
