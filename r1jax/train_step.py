@@ -71,8 +71,8 @@ def completion_logits(params, tokens: jax.Array, attn_mask: jax.Array, *, cfg: M
                       t_new: int) -> jax.Array:
   """Teacher-forced logits [B, Tn, V] that predict the last Tn tokens of tokens [B, T]."""
   logits, _ = transformer.forward(params, tokens[:, :-1], cfg=cfg,
-                                  attention_mask=attn_mask[:, :-1])
-  return logits[:, -t_new:]
+                                  attention_mask=attn_mask[:, :-1], logits_last=t_new)
+  return logits
 
 
 def completion_logprobs(params, tokens: jax.Array, attn_mask: jax.Array, *, cfg: ModelConfig,

@@ -120,6 +120,18 @@ def test_unrolled_layer_scan_keeps_loss_and_gradients(unroll):
   np.testing.assert_allclose(l0, l1, rtol=1e-6)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), g0, g1)
 
+
+def test_logits_last_equals_the_tail_of_the_full_logits():
+  cfg = FAMILIES["llama"]
+  params = _random_params(cfg)
+  tokens = jnp.asarray(np.random.default_rng(3).integers(0, cfg.vocab_size, (2, 9)), jnp.int32)
+  full, _ = forward(params, tokens, cfg=cfg)
+  tail, _ = forward(params, tokens, cfg=cfg, logits_last=4)
+  assert tail.shape == (2, 4, cfg.vocab_size)
+  np.testing.assert_allclose(tail, full[:, -4:], atol=1e-6)
+  with pytest.raises(ValueError, match=r"logits_last must be an int in \[1, 9\] \(T\), got 10"):
+    forward(params, tokens, cfg=cfg, logits_last=10)
+
 def test_every_param_has_logical_axes_of_its_rank():
   for cfg in FAMILIES.values():
     params = init(cfg, jax.random.key(0))

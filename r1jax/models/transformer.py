@@ -216,10 +216,13 @@ class Transformer(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, tokens, positions, allowed, index=0, k_cache=None, v_cache=None):
+  def __call__(self, tokens, positions, allowed, index=0, k_cache=None, v_cache=None,
+               logits_last=None):
     cfg = self.cfg
     x, embed, new_k, new_v = Decoder(cfg, name="model")(
         tokens, positions, allowed, index, k_cache, v_cache)
+    if logits_last is not None:  # Only the last positions need the (large) vocabulary head.
+      x = x[:, -logits_last:]
     if cfg.tie_embeddings:
       w = embed.embedding.astype(x.dtype)  # [V, D]
       logits = jnp.einsum("btd,vd->btv", x, w, preferred_element_type=jnp.float32)
@@ -293,7 +296,8 @@ def init_cache(cfg: ModelConfig, batch: int, max_len: int, dtype: Any = None) ->
 
 def forward(params: Params, tokens: jax.Array, *, cfg: ModelConfig,
             positions: jax.Array | None = None, cache: Cache | None = None,
-            attention_mask: jax.Array | None = None) -> tuple[jax.Array, Cache | None]:
+            attention_mask: jax.Array | None = None,
+            logits_last: int | None = None) -> tuple[jax.Array, Cache | None]:
   """Runs the model on tokens [B, T]; returns float32 logits [B, T, V] and the updated cache.
 
   Args:
@@ -305,10 +309,17 @@ def forward(params: Params, tokens: jax.Array, *, cfg: ModelConfig,
     cache: a KV cache from `init_cache` (or a previous call); the T tokens are written at
       slots [cache.index, cache.index + T) and attend to every valid earlier slot.
     attention_mask: bool [B, T], True on real tokens; pad tokens are never attended to.
+    logits_last: if set (a Python int n <= T), logits only for the last n positions, [B, n, V]:
+      a GRPO update needs them for the completion alone, and the head over a 50k-150k
+      vocabulary is a large share of the cost at the prompt positions it skips.
 
   Returns:
-    (logits [B, T, V] float32, new cache or None when `cache` was None).
+    (logits [B, T, V] float32 (or [B, n, V]), new cache or None when `cache` was None).
   """
+  if logits_last is not None and not (isinstance(logits_last, int) and
+                                       0 < logits_last <= tokens.shape[1]):
+    raise ValueError(f"logits_last must be an int in [1, {tokens.shape[1]}] (T), got "
+                     f"{logits_last!r}")
   b, t = tokens.shape
   mask = jnp.ones((b, t), bool) if attention_mask is None else attention_mask.astype(bool)
   if cache is None:
@@ -328,7 +339,8 @@ def forward(params: Params, tokens: jax.Array, *, cfg: ModelConfig,
   k_cache = None if cache is None else cache["k"]
   v_cache = None if cache is None else cache["v"]
   logits, new_k, new_v = Transformer(cfg).apply(
-      {"params": _flax_params(params)}, tokens, positions, allowed, index, k_cache, v_cache)
+      {"params": _flax_params(params)}, tokens, positions, allowed, index, k_cache, v_cache,
+      logits_last)
   if cache is None:
     return logits, None
   new_cache = {"k": new_k, "v": new_v, "mask": kv_valid, "index": index + t,
