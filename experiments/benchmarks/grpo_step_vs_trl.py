@@ -66,12 +66,16 @@ def trl_steps(steps: int, outdir: str) -> tuple[list[float], list[float]]:
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
   import trl  # pylint: disable=g-import-not-at-top
-  from r1jax import fetch  # pylint: disable=g-import-not-at-top
+  from r1jax import fetch, models  # pylint: disable=g-import-not-at-top
 
   path = pathlib.Path(fetch.resolve_model_path("smollm2-135m"))
   tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-  model = transformers.AutoModelForCausalLM.from_pretrained(
-      str(path.parent), gguf_file=path.name, dtype=torch.float32)
+  # TRL refuses a model loaded from a GGUF (transformers marks it quantized, though the weights
+  # are dequantized to float32): write the same weights as an HF folder and load that.
+  folder = os.path.join(outdir, "smollm2-hf")
+  models.save_hf(*models.load(path), folder)
+  tok.save_pretrained(folder)
+  model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
   task = _task()
   examples = [task.source[i] for i in range(PROMPTS * steps)]
   system = task.template.messages(examples[0])[0]["content"]
