@@ -12,9 +12,9 @@ a step); temperature 1; the reference model replaced by the policy every 400 ste
 length 32,768 tokens, 65,536 after step 8.2k; 10,400 steps (1.6 epochs of its undisclosed
 question set). Each rollout of 8,192 outputs was split into 16 minibatches of 512 for one pass.
 
-Reported: AIME 2024 pass@1 rose from 15.6% to 77.9% during training (86.7% with
-self-consistency over 16 samples; the arXiv v1 reports 71.0% pass@1). Hardware: 64 x 8 H800
-GPUs, about 198 hours for R1-Zero.
+Reported: AIME 2024 pass@1 rose from 15.6% to 77.9% during training, 86.7% with
+self-consistency (majority vote); the arXiv v1 reports 71.0% pass@1 and 86.7% cons@64.
+Hardware: 64 x 8 H800 GPUs, about 198 hours for R1-Zero (Supplementary B.4.4).
 
 This file runs the same objective and schedule on Qwen2.5-Math-7B (the base model of most
 R1-Zero reproductions; DeepSeek-V3-Base cannot be trained on one node), on MATH training
