@@ -31,7 +31,7 @@ EXTRAS = {
     "gpu": ["jax[cuda12]>=0.7.0,<0.11"],
     "tpu": ["jax[tpu]>=0.7.0,<0.11"],
     # Parity scripts and benchmarks against Hugging Face; never imported by the package.
-    "parity": ["torch>=2.4", "transformers>=4.50", "accelerate>=1.0"],
+    "parity": ["torch>=2.4", "transformers>=4.50", "accelerate>=1.0", "trl>=1.10,<2"],
 }
 
 setup(
