@@ -14,7 +14,7 @@ since a side that samples longer answers does more work.
 Run:
   python experiments/benchmarks/grpo_step_vs_trl.py [--steps 6] [--warmup 2] [--skip-trl]
 
-Needs torch, transformers and trl (only for this benchmark: `pip install trl`) and the SmolLM2
+Needs torch, transformers and trl (only for benchmarks: `pip install -e .[parity]`) and the SmolLM2
 GGUF (`r1jax fetch smollm2-135m`).
 """
 
