@@ -237,11 +237,14 @@ def _decode_block(layer, x, positions, allowed, cache_k, cache_v, index, *, cfg:
   write = lambda c, new: jax.lax.dynamic_update_slice(
       c, jnp.swapaxes(new, 1, 2).astype(c.dtype), (0, 0, index, 0))
   cache_k, cache_v = write(cache_k, k), write(cache_v, v)
-  scores = jnp.einsum("bkgh,bksh->bkgs", q, cache_k.astype(q.dtype),
+  # Scores come out [B, K, S, G] (slots before the G query heads of a KV head): XLA:CPU runs
+  # these batched dots with tiny G about 1.3x faster this way round than as [B, K, G, S]
+  # (B = 64, S = 448: 12.3 vs 16.3 ms per layer), and attention dominates long decodes.
+  scores = jnp.einsum("bksh,bkgh->bksg", cache_k.astype(q.dtype), q,
                       preferred_element_type=jnp.float32) * (h ** -0.5)
-  scores = jnp.where(allowed[:, None, None, :], scores, jnp.finfo(jnp.float32).min)
-  probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
-  out = jnp.einsum("bkgs,bksh->bkgh", probs, cache_v.astype(q.dtype)).reshape(b, n * h)
+  scores = jnp.where(allowed[:, None, :, None], scores, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(scores, axis=2).astype(q.dtype)
+  out = jnp.einsum("bksg,bksh->bkgh", probs, cache_v.astype(q.dtype)).reshape(b, n * h)
   x = x + _dense(layer["o_proj"], out, cfg)
   gate, up = jnp.split(_dense(layer["gate_up"], _norm(layer["post_attention_layernorm"], x, cfg),
                               cfg), 2, axis=-1)
