@@ -1,0 +1,55 @@
+"""R1 in miniature, shortened for CI: GRPO with a correct-answer reward alone teaches thinking.
+
+The main job (experiments/miniature.py) trains its tiny decoder in two stages. Stage 1 (SFT on
+text where a quarter of the completions work the sum) needs ~2.5 minutes here, so this test
+starts stage 2 from that stage's committed output (tests/fixtures/miniature_stage1, written by
+tests/make_miniature_stage1.py through the same code) and runs the experiment's own RL config
+for 10 steps: about a minute on 2 CPU cores, compilation included.
+"""
+
+import dataclasses
+import json
+import pathlib
+
+from r1jax import config as config_lib
+from r1jax import experiment, train
+from r1jax.metrics import read_metrics
+from r1jax.run_config import CheckpointConfig, EvalConfig, SFTConfig
+
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
+_FIXTURE = _ROOT / "tests" / "fixtures" / "miniature_stage1"
+
+
+def _experiment_config():
+  return experiment.resolve_config(
+      experiment.load_experiment(_ROOT / "experiments" / "miniature.py"))
+
+
+def test_stage1_fixture_matches_the_experiments_model():
+  # A changed model in experiments/miniature.py needs a regenerated fixture.
+  model = _experiment_config().model
+  hf = json.loads((_FIXTURE / "config.json").read_text())
+  assert (hf["hidden_size"], hf["num_hidden_layers"], hf["num_attention_heads"],
+          hf["intermediate_size"], hf["vocab_size"]) == (
+              model.hidden_size, model.num_layers, model.num_heads, model.intermediate_size,
+              model.vocab_size)
+  made = json.loads((_FIXTURE / "stage1.json").read_text())
+  assert made["sft"] == json.loads(config_lib.to_json(_experiment_config().sft))
+
+
+def test_grpo_from_the_stage1_model_raises_greedy_accuracy_by_30_points(tmp_path):
+  cfg = _experiment_config()
+  cfg = dataclasses.replace(
+      cfg, model_path=str(_FIXTURE), sft=SFTConfig(), num_steps=10,
+      eval=dataclasses.replace(cfg.eval, every=10, num_examples=128, batch_size=128),
+      checkpoint=CheckpointConfig(every=10**6, keep=1), tensorboard=False)
+  train.run(cfg, tmp_path)
+  evals = {r["step"]: r for r in read_metrics(tmp_path / "metrics.jsonl")
+           if "eval/greedy/strict" in r}
+  before, after = evals[0], evals[10]
+  # Stage 1 leaves the greedy policy answering directly, and mostly wrong.
+  assert before["eval/greedy/worked"] == 0.0
+  assert after["eval/greedy/strict"] - before["eval/greedy/strict"] >= 0.30, (before, after)
+  # It rises because the policy now works the sum: longer answers, R1's length curve.
+  assert after["eval/greedy/worked"] > 0.5
+  assert after["eval/greedy/length"] >= 2 * before["eval/greedy/length"]
