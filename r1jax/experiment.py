@@ -11,13 +11,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import pathlib
+import dataclasses
 import types
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from r1jax import config as config_lib
 from r1jax.run_config import Config
 
-__all__ = ["load_experiment", "resolve_config", "default_workdir"]
+__all__ = ["load_experiment", "resolve_config", "default_workdir", "debug_variant"]
 
 
 def load_experiment(path: str | os.PathLike) -> types.ModuleType:
@@ -50,3 +51,37 @@ def resolve_config(module: types.ModuleType, *, debug: bool = False,
 
 def default_workdir(path: str | os.PathLike, debug: bool = False) -> str:
   return os.path.join("workdirs", pathlib.Path(path).stem + ("-debug" if debug else ""))
+
+
+def debug_variant(cfg: Config, *, max_position_embeddings: int = 576,
+                  task_args: Mapping[str, Any] | None = None,
+                  grpo: Mapping[str, Any] | None = None, **fields: Any) -> Config:
+  """A paper recipe's config at toy sizes, for its `get_debug_config()`: seconds on CPU.
+
+  Keeps the recipe's objective, template and grader, and swaps in what a CPU without the
+  weights or data can run: a tiny random Qwen2-family decoder (QKV bias, 264-id vocabulary)
+  with the byte tokenizer, 2 prompts x 4 samples of 16 new tokens, 2 steps, a checkpoint every
+  step and no evaluation or TensorBoard.
+
+  Args:
+    cfg: the recipe's full config.
+    max_position_embeddings: the tiny model's context (prompts are bytes here).
+    task_args: if given, the task becomes generated `arithmetic` with these args (and a
+      held-out seed of 1): the stand-in for a data file the CPU does not have.
+    grpo: GRPOConfig fields to change besides num_samples=4.
+    **fields: other Config fields to set (they win over the defaults above).
+  """
+  from r1jax.models import presets  # Local: keeps this module light for the CLI.
+  from r1jax.run_config import CheckpointConfig, EvalConfig
+  changes: dict[str, Any] = dict(
+      model=presets.get_preset("tiny", family="qwen2", qkv_bias=True, vocab_size=264,
+                               max_position_embeddings=max_position_embeddings),
+      model_path="", tokenizer_path="bytes",
+      grpo=dataclasses.replace(cfg.grpo, **{"num_samples": 4, **(grpo or {})}),
+      sampling=dataclasses.replace(cfg.sampling, max_new_tokens=16),
+      max_prompt_len=512, prompts_per_step=2, minibatch_size=4, num_steps=2,
+      eval=EvalConfig(), checkpoint=CheckpointConfig(every=1, keep=2), tensorboard=False)
+  if task_args is not None:
+    changes.update(task="arithmetic", task_args=dict(task_args), eval_task_args={"seed": 1})
+  changes.update(fields)
+  return dataclasses.replace(cfg, **changes)

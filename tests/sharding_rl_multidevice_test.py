@@ -6,12 +6,11 @@ The computations run in one subprocess (tests/_multidevice_rl_checks.py) because
 device count must be set before jax is imported; it measures, the tolerances live here.
 """
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
+
+from tests._subprocess import run_json_script
 
 MESHES = ("8x1x1", "2x4x1", "1x4x2", "2x2x2")
 ATOL = 1e-5  # float32 sharded vs one device: only the reduction order differs.
@@ -20,12 +19,7 @@ _SCRIPT = os.path.join(os.path.dirname(__file__), "_multidevice_rl_checks.py")
 
 @pytest.fixture(scope="module")
 def results():
-  env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)
-  proc = subprocess.run([sys.executable, _SCRIPT], capture_output=True, text=True, env=env,
-                        timeout=900, check=False)
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  return json.loads(proc.stdout)
+  return run_json_script(_SCRIPT)
 
 
 def test_subprocess_sees_eight_devices(results):
