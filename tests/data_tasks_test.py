@@ -233,6 +233,17 @@ def test_chat_template_renders_through_the_tokenizer(gsm8k_file, chat_tokenizer)
     task.render(ex)
 
 
+def test_chat_think_prefill_opens_the_assistant_turn_and_is_graded_as_response(
+    gsm8k_file, chat_tokenizer):
+  task = tasks.get_task("gsm8k", path=gsm8k_file,
+                        template={"name": "chat", "think_prefill": True})
+  ex = task.source[1]
+  assert task.render(ex, chat_tokenizer).endswith("<|im_start|>assistant\n<think>")
+  # Rewards see the prefilled tag: the completion alone lacks it.
+  assert task.response(" 2 + 3 = 5 </think> <answer>5</answer>").startswith(
+      "<think> 2 + 3")
+
+
 def test_example_messages_are_used_as_given(chat_tokenizer):
   ex = {"messages": [{"role": "user", "content": "Hi?"}], "answer": "1"}
   assert templates.get_template("chat").render(ex, chat_tokenizer) == (
