@@ -12,9 +12,11 @@ unprompted (0 of 32 samples in a first step: every group scored 0, so no gradien
 assistant turn opens with "<think>" (the chat template's think_prefill, graded as part of the
 response), and the format term is the tag count (0.25 for each of the four tags used once),
 the shaping open-r1 uses for small models. Rows go through the update 8 at a time: all 32 at
-once held ~20 GB of activations. A handful of
-steps on 2 CPU cores (about a minute or two each) show the format reward rising; figures are
-in the README once measured.
+once held ~20 GB of activations.
+
+Measured (6 steps, 14.6 min on the idle 2-core CPU; experiments/results/smollm2_arithmetic/):
+format reward 0.31 -> 0.78, truncated answers 78% -> 41%, accuracy 0; the policy first learns
+to echo the instruction's example tags.
 """
 
 import dataclasses
