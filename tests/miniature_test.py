@@ -14,7 +14,7 @@ import pathlib
 from r1jax import config as config_lib
 from r1jax import experiment, train
 from r1jax.metrics import read_metrics
-from r1jax.run_config import CheckpointConfig, EvalConfig, SFTConfig
+from r1jax.run_config import CheckpointConfig, SFTConfig
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 _FIXTURE = _ROOT / "tests" / "fixtures" / "miniature_stage1"
@@ -27,14 +27,15 @@ def _experiment_config():
 
 def test_stage1_fixture_matches_the_experiments_model():
   # A changed model in experiments/miniature.py needs a regenerated fixture.
-  model = _experiment_config().model
+  cfg = _experiment_config()
+  model = cfg.model
   hf = json.loads((_FIXTURE / "config.json").read_text())
   assert (hf["hidden_size"], hf["num_hidden_layers"], hf["num_attention_heads"],
           hf["intermediate_size"], hf["vocab_size"]) == (
               model.hidden_size, model.num_layers, model.num_heads, model.intermediate_size,
               model.vocab_size)
   made = json.loads((_FIXTURE / "stage1.json").read_text())
-  assert made["sft"] == json.loads(config_lib.to_json(_experiment_config().sft))
+  assert made["sft"] == json.loads(config_lib.to_json(cfg.sft))
 
 
 def test_grpo_from_the_stage1_model_raises_greedy_accuracy_by_30_points(tmp_path):
