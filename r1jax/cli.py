@@ -77,7 +77,9 @@ def _add_eval(sub) -> None:
   p.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed (default 0)")
   p.add_argument("--bootstrap", type=int, default=1000,
                  help="bootstrap resamples of the 95%% intervals (default 1000)")
-  p.add_argument("--out", help="write report.json, samples.jsonl and the plots into this folder")
+  p.add_argument("--out", help="write report.json, samples.jsonl and the plots into this "
+                 "folder; finished batches are kept there as they come, and the same command "
+                 "resumes an evaluation that stopped")
   p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
   p.set_defaults(func=_cmd_eval)
 # --- end eval -----------------------------------------------------------------------------

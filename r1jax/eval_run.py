@@ -5,7 +5,9 @@ takes anything `r1jax.models.load` takes (GGUF file, HF folder, hub id in the lo
 known name such as `smollm2-135m`) or the workdir of an `r1jax train` run: its
 model_config.json, config.json (tokenizer, task, chat and sampling defaults) and the params of
 its newest complete orbax checkpoint are read directly, with no conversion step. Reading is
-read-only, so a workdir can be evaluated while its run is still training.
+read-only, so a workdir can be evaluated while its run is still training. With an output
+folder the evaluation keeps a journal of finished batches there (`samples.partial.jsonl`): run
+the same command again after a crash or Ctrl-C and it resumes, with the same samples.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ __all__ = ["LoadedModel", "is_workdir", "load_examples", "load_model", "restore_
 _ARRAYS_ITEM = "arrays"
 DEFAULT_MAX_NEW_TOKENS = 512
 DEFAULT_K = 16
+# With --out, finished batches are kept here until the report is written; a rerun resumes.
+JOURNAL_FILE = "samples.partial.jsonl"
 
 
 @dataclasses.dataclass
@@ -136,6 +140,8 @@ def run(model: str | os.PathLike, *, task: str | None = None, data: str | None =
   has a chat template, and a maths task then uses the "chat" template (R1's instruction as a
   system message). k defaults to 16, or 1 when greedy (temperature 0). `batch_size` (prompts
   per sampler call) defaults to about 64 rows. `loaded` skips loading (a model in memory).
+  With `out`, finished batches are journaled there and an unfinished evaluation with the same
+  settings resumes (a different one is an error naming the difference).
   """
   if task is not None and task not in tasks_lib.TASKS:  # Fail before the slow model load.
     raise ValueError(f"unknown task {task!r}; known tasks are {sorted(tasks_lib.TASKS)}")
@@ -166,12 +172,16 @@ def run(model: str | os.PathLike, *, task: str | None = None, data: str | None =
   if k is None:
     k = 1 if temperature == 0 else DEFAULT_K
   batch_size = batch_size or max(1, 64 // max(k, 1))
+  info = {"model": os.fspath(model), "checkpoint_step": loaded.step,
+          "task_args": {a: v for a, v in args.items()}, "limit": limit}
+  journal = None if out is None else os.path.join(os.fspath(out), JOURNAL_FILE)
   report = evaluate_lib.evaluate(
       loaded.params, examples, task=task_obj, tokenizer=loaded.tokenizer,
       model_cfg=loaded.model_cfg, sampling=sampling, k=k, key=jax.random.key(seed), chat=chat,
-      batch_size=batch_size, progress=progress, num_resamples=num_resamples, seed=seed)
-  report.info.update({"model": os.fspath(model), "checkpoint_step": loaded.step,
-                      "task_args": {a: v for a, v in args.items()}, "limit": limit})
+      batch_size=batch_size, progress=progress, num_resamples=num_resamples, seed=seed,
+      journal=journal, journal_info=info)
+  report.info.update(info)
   if out is not None:
     report.write(out)
+    os.remove(journal)  # The finished report holds everything it had.
   return report

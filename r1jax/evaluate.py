@@ -14,7 +14,8 @@ ones. From the [Q, k] correctness matrix of each accuracy (strict and lenient fo
     reproducible by seed (`bootstrap_ci`);
   * the same per difficulty level when the examples carry a `level` (MATH);
   * the R1 analyses of lengths and reflective words (`r1jax.analysis`).
-Temperature 0 is greedy decoding: k must then be 1. Loading a model, a training workdir's
+Temperature 0 is greedy decoding: k must then be 1. With a `journal` file each finished batch is
+kept, and an evaluation that stopped resumes where it was, with the same samples. Loading a model, a training workdir's
 latest checkpoint, and writing the report files live in `r1jax.eval_run`.
 """
 
@@ -22,10 +23,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import os
 import re
+import sys
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -33,6 +36,7 @@ import jax
 import numpy as np
 
 from r1jax import analysis as analysis_lib
+from r1jax import eval_journal
 from r1jax import rollout as rollout_lib
 from r1jax import sampler as sampler_lib
 from r1jax.data.sources import Example
@@ -249,11 +253,14 @@ class Report:
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(os.fspath(out_dir), REPORT_FILE),
              os.path.join(os.fspath(out_dir), SAMPLES_FILE)]
-    with open(paths[0], "w", encoding="utf-8") as f:
+    # Each file is written beside its place and renamed over it: a crash leaves old or new.
+    with open(paths[0] + ".tmp", "w", encoding="utf-8") as f:
       json.dump(_finite(self.summary()), f, indent=2, default=_jsonable)
-    with open(paths[1], "w", encoding="utf-8") as f:
+    with open(paths[1] + ".tmp", "w", encoding="utf-8") as f:
       for record in self.questions:
         f.write(json.dumps(record, default=_jsonable, ensure_ascii=False) + "\n")
+    for path in paths:
+      os.replace(path + ".tmp", path)
     if plots:
       try:
         paths += analysis_lib.plot(self.analysis, out_dir, title=self.task)
@@ -291,7 +298,9 @@ def _grades(ro: rollout_lib.Rollouts) -> dict[str, np.ndarray]:
 def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
              model_cfg: ModelConfig, sampling: sampler_lib.SamplingConfig, k: int,
              key: jax.Array, chat: bool = False, batch_size: int = 8, progress: bool = True,
-             num_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> Report:
+             num_resamples: int = 1000, seed: int = 0, confidence: float = 0.95,
+             journal: str | os.PathLike | None = None,
+             journal_info: Mapping[str, Any] | None = None) -> Report:
   """Samples k completions per example, grades them with the task, and reports as R1 does.
 
   Args:
@@ -308,6 +317,12 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
       with copies of its last prompt so that the sampler compiles once per prompt bucket.
     progress: show a progress bar with ETA (tqdm).
     num_resamples, seed, confidence: the bootstrap intervals.
+    journal: a file recording each finished batch (see `r1jax.eval_journal`). When it already
+      holds batches of an evaluation with the same settings, those are read back instead of
+      sampled again, and the result is the same as an uninterrupted run's.
+    journal_info: more JSON-able settings that must match to resume (e.g. the model's path
+      and checkpoint step, the task options); the questions, rendered prompts, k, sampling,
+      key and batch size are always part of them.
   """
   q = len(examples)
   if q == 0:
@@ -324,11 +339,29 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
   width = min(batch_size, q)
   grades: dict[str, list[np.ndarray]] = {}
   completions, lengths, finished, records = [], [], [], []
-  t0 = time.perf_counter()
+  sampling_info = {f.name: getattr(sampling, f.name) for f in dataclasses.fields(sampling)}
+  log = None
+  if journal is not None:
+    settings = {"task": task.name, "k": k, "sampling": sampling_info, "chat": chat,
+                "batch_size": width, "num_questions": q,
+                "key": np.asarray(jax.random.key_data(key)).tolist(),
+                "questions_sha256": _questions_digest(examples, task, tokenizer, chat),
+                **dict(journal_info or {})}
+    log = eval_journal.Journal.open(journal, settings, default=_jsonable)
+    for b0 in range(0, len(log.records), width):
+      _take(log.records[b0:b0 + width], grades, completions, lengths, finished)
+    records += log.records
+    if log.records:
+      print(f"resuming {os.fspath(journal)}: {len(log.records)} of {q} questions done",
+            file=sys.stderr)
+  done, before = len(records), (log.elapsed_s if log else 0.0)
+  t0 = time.perf_counter() - before  # Time already spent in earlier sessions counts.
   first_batch_s = None
-  bar = tqdm(total=q, unit="q", desc=f"eval {task.name}", disable=not progress,
+  bar = tqdm(total=q, initial=done, unit="q", desc=f"eval {task.name}", disable=not progress,
              dynamic_ncols=True, smoothing=0.1)
   for b, start in enumerate(range(0, q, width)):
+    if start < done:
+      continue  # Read back from the journal.
     chunk = list(examples[start:start + width])
     n = len(chunk)
     ro = rollout_lib.collect(params, chunk + [chunk[-1]] * (width - n), task=task,
@@ -342,10 +375,13 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
     completions += ro.completions
     lengths.append(ro.lengths)
     finished.append(ro.finished)
-    for p, ex in enumerate(chunk):
-      records.append(_question_record(start + p, ex, ro, p, g, voters, task))
-    if first_batch_s is None:
-      first_batch_s = time.perf_counter() - t0  # Includes compiling the sampler.
+    batch = [_question_record(start + p, ex, ro, p, g, voters, task)
+             for p, ex in enumerate(chunk)]
+    records += batch
+    if log is not None:
+      log.append(batch, elapsed_s=time.perf_counter() - t0)
+    if first_batch_s is None:  # Includes compiling the sampler.
+      first_batch_s = time.perf_counter() - t0 - before
     bar.update(n)
     main = "strict" if "strict" in grades else next(iter(grades))
     bar.set_postfix({f"{main} pass@1": f"{np.concatenate(grades[main]).mean():.3f}"},
@@ -371,11 +407,33 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
   analysis["correct_by"] = main
   tokens = int(lengths_all.sum())
   timing = {"wall_s": wall, "per_question_s": wall / q, "first_batch_s": first_batch_s,
-            "generated_tokens": tokens, "tokens_per_s": tokens / max(wall, 1e-9)}
-  sampling_info = {f.name: getattr(sampling, f.name) for f in dataclasses.fields(sampling)}
+            "generated_tokens": tokens, "tokens_per_s": tokens / max(wall, 1e-9),
+            "resumed_questions": done}
   return Report(task.name, q, k, sampling_info, metrics, levels, analysis, timing, records,
                 {"seed": seed, "chat": chat, "batch_size": width, "confidence": confidence,
                  "num_resamples": num_resamples})
+
+
+def _take(batch: Sequence[Mapping[str, Any]], grades: dict[str, list[np.ndarray]],
+          completions: list[str], lengths: list[np.ndarray], finished: list[np.ndarray]) -> None:
+  """Adds one journaled batch of question records to the running arrays, as sampling does."""
+  for name in batch[0]["samples"][0]["grades"]:
+    grades.setdefault(name, []).append(
+        np.array([[s["grades"][name] for s in r["samples"]] for r in batch], np.float64))
+  samples = [s for r in batch for s in r["samples"]]
+  completions += [s["completion"] for s in samples]
+  lengths.append(np.array([s["length"] for s in samples], np.int32))
+  finished.append(np.array([s["finished"] for s in samples], bool))
+
+
+def _questions_digest(examples: Sequence[Example], task: Task, tokenizer: Any,
+                      chat: bool) -> str:
+  """sha256 of the questions as the model sees them and as they are graded."""
+  h = hashlib.sha256()
+  for ex in examples:
+    text = task.render(ex, tokenizer if chat else None)
+    h.update(json.dumps([text, ex.get("answer")], default=_jsonable).encode())
+  return h.hexdigest()
 
 
 def _question_record(index: int, ex: Example, ro: rollout_lib.Rollouts, p: int,

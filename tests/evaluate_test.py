@@ -226,9 +226,81 @@ def test_cli_eval_writes_report_samples_and_plots(tiny, tmp_path, capsys):
   assert lo <= summary["metrics"]["strict"]["pass@1"] <= hi
   lines = (out / ev.SAMPLES_FILE).read_text().splitlines()
   assert len(lines) == _BATCH and all(len(json.loads(l)["samples"]) == _K for l in lines)
+  assert not (out / eval_run.JOURNAL_FILE).exists()  # Removed once the report is written.
   pytest.importorskip("matplotlib")
   assert (out / analysis.LENGTH_PLOT).stat().st_size > 0
   assert (out / analysis.REFLECTION_PLOT).stat().st_size > 0
+
+
+def _stop_after(monkeypatch, calls: int):
+  """Makes the sampler raise on its (calls + 1)-th batch, as a crash would; the batches asked."""
+  real, asked = ev.rollout_lib.collect, []
+
+  def collect(params, examples, **kwargs):
+    asked.append(examples)
+    if len(asked) > calls:
+      raise KeyboardInterrupt("stopped")
+    return real(params, examples, **kwargs)
+  monkeypatch.setattr(ev.rollout_lib, "collect", collect)
+  return asked
+
+
+def test_an_interrupted_evaluation_resumes_to_the_same_samples_and_metrics(tiny, tmp_path,
+                                                                         monkeypatch):
+  _, params, tok = tiny
+  task = get_task("miniature", size=3 * _BATCH - 1)  # 3 batches, the last one short.
+  examples = eval_run.load_examples(task)
+  kwargs = dict(task=task, tokenizer=tok, model_cfg=_CFG, sampling=_sampling(tok), k=_K,
+                key=jax.random.key(3), batch_size=_BATCH, progress=False, num_resamples=50)
+  whole = ev.evaluate(params, examples, **kwargs)
+  journal = tmp_path / "journal.jsonl"
+  with monkeypatch.context() as m:
+    _stop_after(m, 1)
+    with pytest.raises(KeyboardInterrupt):
+      ev.evaluate(params, examples, journal=journal, **kwargs)
+  lines = journal.read_text().splitlines()
+  assert len(lines) == 1 + _BATCH + 1  # The header, batch 0's records, its marker.
+  resumed = ev.evaluate(params, examples, journal=journal, **kwargs)
+  assert resumed.timing["resumed_questions"] == _BATCH
+  dump = lambda r: json.dumps(r.questions, sort_keys=True)
+  assert dump(resumed) == dump(whole)
+  assert resumed.metrics == whole.metrics
+  assert resumed.analysis == whole.analysis
+
+
+def test_a_journal_drops_a_torn_batch_and_refuses_other_settings(tiny, tmp_path,
+                                                                 monkeypatch):
+  _, params, tok = tiny
+  task = get_task("miniature", size=2 * _BATCH)
+  examples = eval_run.load_examples(task)
+  kwargs = dict(task=task, tokenizer=tok, model_cfg=_CFG, sampling=_sampling(tok), k=_K,
+                batch_size=_BATCH, progress=False, num_resamples=20)
+  journal = tmp_path / "journal.jsonl"
+  with monkeypatch.context() as m:
+    _stop_after(m, 1)
+    with pytest.raises(KeyboardInterrupt):
+      ev.evaluate(params, examples, key=jax.random.key(0), journal=journal, **kwargs)
+  good = journal.read_text()
+  # A crash in the middle of batch 1's write: one whole record, then half of the next.
+  first = good.splitlines()[1]
+  with open(journal, "a", encoding="utf-8") as f:
+    f.write(first.replace('"index": 0', '"index": 4') + "\n" + first[:40])
+  with pytest.raises(ValueError, match=r"other settings \(key: "):
+    ev.evaluate(params, examples, key=jax.random.key(1), journal=journal, **kwargs)
+  with pytest.raises(ValueError, match="other settings"):
+    ev.evaluate(params, examples[:-1], key=jax.random.key(0), journal=journal, **kwargs)
+  with monkeypatch.context() as m:
+    asked = _stop_after(m, 0)
+    with pytest.raises(KeyboardInterrupt):
+      ev.evaluate(params, examples, key=jax.random.key(0), journal=journal, **kwargs)
+  assert asked == [examples[_BATCH:]]  # Batch 0 was read back, not sampled again.
+  assert journal.read_text() == good  # The torn batch was cut off.
+  report = ev.evaluate(params, examples, key=jax.random.key(0), journal=journal, **kwargs)
+  assert [q["index"] for q in report.questions] == list(range(2 * _BATCH))
+  (tmp_path / "other.jsonl").write_text("not a journal\n")
+  with pytest.raises(ValueError, match="not an r1jax evaluation journal"):
+    ev.evaluate(params, examples, key=jax.random.key(0), journal=tmp_path / "other.jsonl",
+                **kwargs)
 
 
 def test_a_training_workdir_evaluates_from_its_checkpoint(tmp_path):
