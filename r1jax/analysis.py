@@ -18,7 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["LENGTH_PLOT", "REFLECTIVE_WORDS", "REFLECTION_PLOT", "length_stats", "plot",
+__all__ = ["LENGTH_PLOT", "REFLECTIVE_WORDS", "REFLECTION_PLOT", "correct_vs_wrong",
+           "length_stats", "plot",
            "reflective_word_counts", "reflective_word_rates", "r1_analysis"]
 
 # The reflective words of the DeepSeek-R1 Nature paper, Fig. 9.
@@ -88,6 +89,27 @@ def length_stats(lengths: np.ndarray, correct: np.ndarray, finished: np.ndarray,
                     "correct": np.histogram(lengths[correct], edges)[0].tolist(),
                     "wrong": np.histogram(lengths[~correct], edges)[0].tolist()},
   }
+
+
+def correct_vs_wrong(completions: Sequence[str], lengths: np.ndarray,
+                     correct: np.ndarray) -> dict:
+  """Count, mean length and reflective-word rate of the correct and of the wrong completions.
+
+  Args:
+    completions: N decoded completions.
+    lengths: int [N] generated tokens of each.
+    correct: bool [N].
+  """
+  lengths = np.asarray(lengths, np.float64).reshape(-1)
+  correct = np.asarray(correct, bool).reshape(-1)
+  out = {}
+  for group, keep in (("correct", correct), ("wrong", ~correct)):
+    texts = [c for c, k in zip(completions, keep) if k]
+    tokens = int(lengths[keep].sum())
+    out[group] = {"count": int(keep.sum()), "mean_length": _mean(lengths[keep]),
+                  "reflective_per_1k_tokens":
+                      reflective_word_rates(texts, tokens)["total"] if tokens else None}
+  return out
 
 
 def r1_analysis(completions: Sequence[str], lengths: np.ndarray, correct: np.ndarray,

@@ -37,6 +37,14 @@ def _task_arg(text: str) -> tuple[str, object]:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
   from r1jax import eval_run
+  if args.rebuild:
+    from r1jax import evaluate
+    print(evaluate.rebuild(args.rebuild).format())
+    print(f"report: {args.rebuild}")
+    return 0
+  if not args.model:
+    raise SystemExit("r1jax eval: --model is required (or --rebuild DIR to recompute a "
+                     "written report)")
   report = eval_run.run(
       args.model, task=args.task, data=args.data, task_args=dict(args.task_arg),
       template=args.template, k=args.k, temperature=args.temperature, top_p=args.top_p,
@@ -52,7 +60,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _add_eval(sub) -> None:
   p = sub.add_parser("eval", help="pass@1 over k samples, cons@k, pass@k with 95%% intervals, "
                      "and the R1 length / reflective-word analyses")
-  p.add_argument("--model", required=True, help="a GGUF file, HF folder, hub id, known name "
+  p.add_argument("--model", help="a GGUF file, HF folder, hub id, known name "
                  "(smollm2-135m) or the workdir of an `r1jax train` run (its newest checkpoint)")
   p.add_argument("--task", help="gsm8k, math, aime, countdown, arithmetic or miniature "
                  "(default: the workdir's task)")
@@ -81,6 +89,8 @@ def _add_eval(sub) -> None:
                  "folder; finished batches are kept there as they come, and the same command "
                  "resumes an evaluation that stopped")
   p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+  p.add_argument("--rebuild", metavar="DIR", help="recompute DIR's report.json and plots from "
+                 "its samples.jsonl with this version's analyses (no sampling, no re-grading)")
   p.set_defaults(func=_cmd_eval)
 # --- end eval -----------------------------------------------------------------------------
 

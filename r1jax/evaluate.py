@@ -48,7 +48,7 @@ from r1jax.rewards import math as math_lib
 from r1jax.rewards import math_normalize
 
 __all__ = ["Report", "Voter", "bootstrap_ci", "evaluate", "majority_vote", "pass_at_k",
-           "summarize", "voters_for"]
+           "rebuild", "summarize", "summarize_records", "voters_for"]
 
 REPORT_FILE = "report.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -236,8 +236,11 @@ class Report:
       lines.append(f"  level {level} ({m['num_questions']} q): {accs}")
     length = self.analysis["length"]
     fmt = lambda v: "-" if v is None else f"{v:.0f}"
-    lines.append(f"  length mean {fmt(length['mean'])} (correct {fmt(length['correct_mean'])}, "
-                 f"wrong {fmt(length['wrong_mean'])}), truncated "
+    split = ", ".join(
+        f"{name} correct {fmt(c['correct']['mean_length'])} / wrong "
+        f"{fmt(c['wrong']['mean_length'])}"
+        for name, c in self.analysis.get("by_accuracy", {}).items())
+    lines.append(f"  length mean {fmt(length['mean'])} ({split}), truncated "
                  f"{100 * (length['truncated_frac'] or 0):.0f}%; reflective words "
                  f"{(self.analysis['reflective_per_1k_tokens']['all'] or {}).get('total', 0):.2f}"
                  " per 1k tokens")
@@ -337,8 +340,7 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
   voters = voters_for(task)
   width = min(batch_size, q)
-  grades: dict[str, list[np.ndarray]] = {}
-  completions, lengths, finished, records = [], [], [], []
+  records: list[dict[str, Any]] = []
   sampling_info = {f.name: getattr(sampling, f.name) for f in dataclasses.fields(sampling)}
   log = None
   if journal is not None:
@@ -348,8 +350,6 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
                 "questions_sha256": _questions_digest(examples, task, tokenizer, chat),
                 **dict(journal_info or {})}
     log = eval_journal.Journal.open(journal, settings, default=_jsonable)
-    for b0 in range(0, len(log.records), width):
-      _take(log.records[b0:b0 + width], grades, completions, lengths, finished)
     records += log.records
     if log.records:
       print(f"resuming {os.fspath(journal)}: {len(log.records)} of {q} questions done",
@@ -359,6 +359,7 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
   first_batch_s = None
   bar = tqdm(total=q, initial=done, unit="q", desc=f"eval {task.name}", disable=not progress,
              dynamic_ncols=True, smoothing=0.1)
+  running: dict[str, float] = {}
   for b, start in enumerate(range(0, q, width)):
     if start < done:
       continue  # Read back from the journal.
@@ -370,11 +371,6 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
                              num_samples=k, chat=chat)
     ro = ro.select_groups(np.arange(width) < n)
     g = _grades(ro)
-    for name, v in g.items():
-      grades.setdefault(name, []).append(v)
-    completions += ro.completions
-    lengths.append(ro.lengths)
-    finished.append(ro.finished)
     batch = [_question_record(start + p, ex, ro, p, g, voters, task)
              for p, ex in enumerate(chunk)]
     records += batch
@@ -383,47 +379,91 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
     if first_batch_s is None:  # Includes compiling the sampler.
       first_batch_s = time.perf_counter() - t0 - before
     bar.update(n)
-    main = "strict" if "strict" in grades else next(iter(grades))
-    bar.set_postfix({f"{main} pass@1": f"{np.concatenate(grades[main]).mean():.3f}"},
+    main = "strict" if "strict" in g else next(iter(g))
+    running[main] = running.get(main, 0.0) + float(g[main].sum())
+    bar.set_postfix({f"{main} pass@1 (new)": f"{running[main] / ((len(records) - done) * k):.3f}"},
                     refresh=False)
   bar.close()
   wall = time.perf_counter() - t0
-  correct = {name: np.concatenate(v) for name, v in grades.items()}
-  cons = {name: np.array([r["cons"][name]["correct"] for r in records], np.float64)
-          for name in voters if name in correct}
+  info = {"seed": seed, "chat": chat, "batch_size": width, "confidence": confidence,
+          "num_resamples": num_resamples}
+  metrics, levels, analysis = summarize_records(
+      records, max_new_tokens=sampling.max_new_tokens, num_resamples=num_resamples, seed=seed,
+      confidence=confidence)
+  tokens = sum(s["length"] for r in records for s in r["samples"])
+  timing = {"wall_s": wall, "per_question_s": wall / q, "first_batch_s": first_batch_s,
+            "generated_tokens": tokens, "tokens_per_s": tokens / max(wall, 1e-9),
+            "resumed_questions": done}
+  return Report(task.name, q, k, sampling_info, metrics, levels, analysis, timing, records, info)
+
+
+def summarize_records(records: Sequence[Mapping[str, Any]], *, max_new_tokens: int,
+                      num_resamples: int = 1000, seed: int = 0, confidence: float = 0.95
+                      ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+  """(metrics, levels, analysis) of an evaluation from its per-question records alone.
+
+  The records (the lines of samples.jsonl) hold every sample's grades, length and text and each
+  question's vote, so the report's numbers are a function of them: `evaluate` computes its
+  report here, and `rebuild` recomputes a written one with the current analyses.
+  """
+  names = list(records[0]["samples"][0]["grades"])
+  correct = {n: np.array([[s["grades"][n] for s in r["samples"]] for r in records], np.float64)
+             for n in names}
+  cons = {n: np.array([r["cons"][n]["correct"] for r in records], np.float64)
+          for n in names if n in records[0].get("cons", {})}
   stats = dict(num_resamples=num_resamples, seed=seed, confidence=confidence)
   metrics = summarize(correct, cons, **stats)
   levels = {}
-  level_of = [ex.get("level") for ex in examples]
+  level_of = [r.get("level") for r in records]
   for level in sorted({lv for lv in level_of if lv is not None}, key=str):
     keep = np.array([lv == level for lv in level_of])
     levels[str(level)] = {"num_questions": int(keep.sum()), **summarize(
         {n: c[keep] for n, c in correct.items()}, {n: c[keep] for n, c in cons.items()},
         **stats)}
-  main = "strict" if "strict" in correct else next(iter(correct))
-  lengths_all, finished_all = np.concatenate(lengths), np.concatenate(finished)
-  analysis = analysis_lib.r1_analysis(completions, lengths_all, correct[main].reshape(-1) > 0,
-                                      finished_all, max_new_tokens=sampling.max_new_tokens)
+  samples = [s for r in records for s in r["samples"]]
+  completions = [s["completion"] for s in samples]
+  lengths = np.array([s["length"] for s in samples], np.int64)
+  finished = np.array([s["finished"] for s in samples], bool)
+  main = "strict" if "strict" in correct else names[0]
+  analysis = analysis_lib.r1_analysis(completions, lengths, correct[main].reshape(-1) > 0,
+                                      finished, max_new_tokens=max_new_tokens)
   analysis["correct_by"] = main
-  tokens = int(lengths_all.sum())
-  timing = {"wall_s": wall, "per_question_s": wall / q, "first_batch_s": first_batch_s,
-            "generated_tokens": tokens, "tokens_per_s": tokens / max(wall, 1e-9),
-            "resumed_questions": done}
-  return Report(task.name, q, k, sampling_info, metrics, levels, analysis, timing, records,
-                {"seed": seed, "chat": chat, "batch_size": width, "confidence": confidence,
-                 "num_resamples": num_resamples})
+  # The correct-vs-wrong split by every accuracy: a model that ignores the answer format has
+  # no strict-correct answers, and its lenient split is the informative one.
+  analysis["by_accuracy"] = {n: analysis_lib.correct_vs_wrong(
+      completions, lengths, correct[n].reshape(-1) > 0) for n in names}
+  return metrics, levels, analysis
 
 
-def _take(batch: Sequence[Mapping[str, Any]], grades: dict[str, list[np.ndarray]],
-          completions: list[str], lengths: list[np.ndarray], finished: list[np.ndarray]) -> None:
-  """Adds one journaled batch of question records to the running arrays, as sampling does."""
-  for name in batch[0]["samples"][0]["grades"]:
-    grades.setdefault(name, []).append(
-        np.array([[s["grades"][name] for s in r["samples"]] for r in batch], np.float64))
-  samples = [s for r in batch for s in r["samples"]]
-  completions += [s["completion"] for s in samples]
-  lengths.append(np.array([s["length"] for s in samples], np.int32))
-  finished.append(np.array([s["finished"] for s in samples], bool))
+def rebuild(out_dir: str | os.PathLike, *, plots: bool = True) -> Report:
+  """Recomputes a written report (report.json, plots) from its samples.jsonl; returns it.
+
+  Grades are read, not re-graded; metrics, intervals and the R1 analyses are recomputed with
+  the bootstrap settings the report was written with, so reports written by older versions get
+  the current analyses without sampling again.
+  """
+  out_dir = os.fspath(out_dir)
+  try:
+    with open(os.path.join(out_dir, REPORT_FILE), encoding="utf-8") as f:
+      old = json.load(f)
+    with open(os.path.join(out_dir, SAMPLES_FILE), encoding="utf-8") as f:
+      records = [json.loads(line) for line in f if line.strip()]
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f"{out_dir!r} holds no finished evaluation ({e.filename} is "
+                            f"missing); `r1jax eval --out DIR` writes {REPORT_FILE} and "
+                            f"{SAMPLES_FILE}") from None
+  if len(records) != old["num_questions"]:
+    raise ValueError(f"{out_dir!r}: {SAMPLES_FILE} has {len(records)} questions but "
+                     f"{REPORT_FILE} says {old['num_questions']}")
+  info = old.get("info", {})
+  metrics, levels, analysis = summarize_records(
+      records, max_new_tokens=old["sampling"]["max_new_tokens"],
+      num_resamples=info.get("num_resamples", 1000), seed=info.get("seed", 0),
+      confidence=info.get("confidence", 0.95))
+  report = Report(old["task"], old["num_questions"], old["k"], old["sampling"], metrics, levels,
+                  analysis, old["timing"], records, info)
+  report.write(out_dir, plots=plots)
+  return report
 
 
 def _questions_digest(examples: Sequence[Example], task: Task, tokenizer: Any,

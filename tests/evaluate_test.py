@@ -131,6 +131,16 @@ def test_reflective_words_count_whole_words_in_any_case_per_1k_tokens():
   assert rates["wait"] == pytest.approx(4.0) and rates["total"] == pytest.approx(12.0)
 
 
+def test_correct_vs_wrong_counts_lengths_and_reflective_rates():
+  out = analysis.correct_vs_wrong(["wait, yes", "no", "but wait"], np.array([10, 30, 20]),
+                                  np.array([True, False, True]))
+  assert out["correct"] == {"count": 2, "mean_length": 15.0,
+                            "reflective_per_1k_tokens": pytest.approx(3 * 1000 / 30)}
+  assert out["wrong"] == {"count": 1, "mean_length": 30.0, "reflective_per_1k_tokens": 0.0}
+  none = analysis.correct_vs_wrong(["a"], np.array([4]), np.array([False]))
+  assert none["correct"] == {"count": 0, "mean_length": None, "reflective_per_1k_tokens": None}
+
+
 def test_length_analysis_splits_correct_and_wrong():
   out = analysis.r1_analysis(["a", "b wait", "c"], np.array([10, 30, 50]),
                              np.array([True, False, False]), np.array([True, True, False]),
@@ -179,6 +189,11 @@ def test_evaluate_report_agrees_with_its_own_samples(tiny):
       assert s["answers"]["strict"] == ev._miniature_answer(s["completion"])
   lengths = [s["length"] for q in report.questions for s in q["samples"]]
   assert report.analysis["length"]["mean"] == pytest.approx(np.mean(lengths))
+  for name in ("strict", "worked"):
+    graded = np.array([[s["grades"][name] for s in q["samples"]] for q in report.questions])
+    split = report.analysis["by_accuracy"][name]
+    assert split["correct"]["count"] == graded.sum()
+    assert split["correct"]["count"] + split["wrong"]["count"] == len(lengths)
   assert report.timing["generated_tokens"] == sum(lengths)
 
 
@@ -230,6 +245,11 @@ def test_cli_eval_writes_report_samples_and_plots(tiny, tmp_path, capsys):
   pytest.importorskip("matplotlib")
   assert (out / analysis.LENGTH_PLOT).stat().st_size > 0
   assert (out / analysis.REFLECTION_PLOT).stat().st_size > 0
+  # --rebuild recomputes the same report from samples.jsonl alone.
+  written = (out / ev.REPORT_FILE).read_text()
+  (out / ev.REPORT_FILE).write_text(written.replace('"by_accuracy"', '"old_field"'))
+  assert cli.main(["eval", "--rebuild", str(out)]) == 0
+  assert json.loads((out / ev.REPORT_FILE).read_text()) == json.loads(written)
 
 
 def _stop_after(monkeypatch, calls: int):
