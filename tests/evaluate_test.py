@@ -361,6 +361,10 @@ def test_bad_inputs_are_one_clear_error(tiny, tmp_path):
   with pytest.raises(ValueError, match="positive integer"):
     ev.evaluate(params, eval_run.load_examples(task, 1), task=task, tokenizer=tok,
                 model_cfg=_CFG, sampling=_sampling(tok), k=0, key=jax.random.key(0))
+  with pytest.raises(SystemExit, match="--model is required"):
+    cli.main(["eval", "--task", "miniature"])
+  with pytest.raises(FileNotFoundError, match="no finished evaluation"):
+    ev.rebuild(tmp_path)
   os.makedirs(tmp_path / "wd")
   (tmp_path / "wd" / "config.json").write_text("{}")
   (tmp_path / "wd" / "model_config.json").write_text("{}")
