@@ -72,51 +72,25 @@ class Journal:
         os.fsync(f.fileno())
       os.replace(tmp, path)  # A header is either whole or absent.
       return cls(path, [], 0, 0.0, default)
-    with open(path, "rb") as f:
-      data = f.read()
-    lines = data.split(b"\n")
-    try:
-      header = json.loads(lines[0])
-      version = header["r1jax_eval_journal"]
-    except (ValueError, KeyError, TypeError):
-      raise ValueError(f"{path!r} is not an r1jax evaluation journal (its first line is not a "
-                       f"journal header); move it away or choose another output folder")
-    if version != JOURNAL_VERSION:
-      raise ValueError(f"{path!r} is an evaluation journal of version {version!r}; this r1jax "
-                       f"reads version {JOURNAL_VERSION}. Delete it to start over")
+    header, records, batches, elapsed, keep, size = _parse(path)
     if header.get("settings") != settings:
       old = header.get("settings") or {}
       diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
       shown = "; ".join(f"{k}: {old.get(k)!r} then, {settings.get(k)!r} now" for k in diff[:4])
       raise ValueError(f"{path!r} holds an unfinished evaluation with other settings ({shown}); "
                        f"evaluate into another output folder, or delete the file to start over")
-    records, pending = [], []
-    batches, elapsed = 0, 0.0
-    keep = offset = len(lines[0]) + 1
-    for raw in lines[1:]:
-      offset += len(raw) + 1
-      if not raw.strip():
-        continue
-      try:
-        obj = json.loads(raw)
-      except ValueError:
-        break  # A torn last write; everything after the last marker is dropped.
-      if "batch_done" in obj:
-        records += pending
-        pending = []
-        batches, elapsed = obj["batch_done"] + 1, float(obj["elapsed_s"])
-        keep = min(offset, len(data))
-      else:
-        pending.append(obj)
-    if [r.get("index") for r in records] != list(range(len(records))):
-      raise ValueError(f"{path!r} is damaged: its completed records are not questions 0.."
-                       f"{len(records) - 1} in order; delete it to start over")
-    if keep < len(data):
+    if keep < size:
       with open(path, "r+b") as f:  # Cut off the unfinished batch before appending.
         f.truncate(keep)
         f.flush()
         os.fsync(f.fileno())
     return cls(path, records, batches, elapsed, default)
+
+  @staticmethod
+  def read(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+    """(settings, records of the completed batches, elapsed seconds) of a journal; read only."""
+    header, records, _, elapsed, _, _ = _parse(os.fspath(path))
+    return header.get("settings") or {}, records, elapsed
 
   def append(self, records: list[Mapping[str, Any]], *, elapsed_s: float) -> None:
     """Adds one finished batch (its question records) and the total time spent so far."""
@@ -135,3 +109,41 @@ class Journal:
     """Deletes the journal (once the finished report is written)."""
     if os.path.exists(self.path):
       os.remove(self.path)
+
+
+def _parse(path: str):
+  """(header, completed records, batches done, elapsed s, bytes to keep, file size)."""
+  with open(path, "rb") as f:
+    data = f.read()
+  lines = data.split(b"\n")
+  try:
+    header = json.loads(lines[0])
+    version = header["r1jax_eval_journal"]
+  except (ValueError, KeyError, TypeError):
+    raise ValueError(f"{path!r} is not an r1jax evaluation journal (its first line is not a "
+                     f"journal header); move it away or choose another output folder") from None
+  if version != JOURNAL_VERSION:
+    raise ValueError(f"{path!r} is an evaluation journal of version {version!r}; this r1jax "
+                     f"reads version {JOURNAL_VERSION}. Delete it to start over")
+  records, pending = [], []
+  batches, elapsed = 0, 0.0
+  keep = offset = len(lines[0]) + 1
+  for raw in lines[1:]:
+    offset += len(raw) + 1
+    if not raw.strip():
+      continue
+    try:
+      obj = json.loads(raw)
+    except ValueError:
+      break  # A torn last write; everything after the last marker is dropped.
+    if "batch_done" in obj:
+      records += pending
+      pending = []
+      batches, elapsed = obj["batch_done"] + 1, float(obj["elapsed_s"])
+      keep = min(offset, len(data))
+    else:
+      pending.append(obj)
+  if [r.get("index") for r in records] != list(range(len(records))):
+    raise ValueError(f"{path!r} is damaged: its completed records are not questions 0.."
+                     f"{len(records) - 1} in order; delete it to start over")
+  return header, records, batches, elapsed, keep, len(data)

@@ -39,7 +39,7 @@ _ARRAYS_ITEM = "arrays"
 DEFAULT_MAX_NEW_TOKENS = 512
 DEFAULT_K = 16
 # With --out, finished batches are kept here until the report is written; a rerun resumes.
-JOURNAL_FILE = "samples.partial.jsonl"
+JOURNAL_FILE = evaluate_lib.JOURNAL_FILE
 
 
 @dataclasses.dataclass

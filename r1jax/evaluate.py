@@ -52,6 +52,8 @@ __all__ = ["Report", "Voter", "bootstrap_ci", "evaluate", "majority_vote", "pass
 
 REPORT_FILE = "report.json"
 SAMPLES_FILE = "samples.jsonl"
+# `r1jax eval --out DIR` keeps finished batches here until the report is written.
+JOURNAL_FILE = "samples.partial.jsonl"
 _NO_SHAPING = GRPOConfig(kl_coef=0.0)  # Evaluation scores the task reward only.
 _VOTE_TIMEOUT_S = 1.0  # Symbolic equivalence between two sampled answers; past it they differ.
 
@@ -440,17 +442,23 @@ def rebuild(out_dir: str | os.PathLike, *, plots: bool = True) -> Report:
 
   Grades are read, not re-graded; metrics, intervals and the R1 analyses are recomputed with
   the bootstrap settings the report was written with, so reports written by older versions get
-  the current analyses without sampling again.
+  the current analyses without sampling again. A folder whose evaluation has not finished
+  (only its journal, JOURNAL_FILE, is there) gets a report of the questions finished so far,
+  marked `info["partial"]`; rerunning the evaluation still resumes and replaces it.
   """
   out_dir = os.fspath(out_dir)
+  report_path = os.path.join(out_dir, REPORT_FILE)
+  journal_path = os.path.join(out_dir, JOURNAL_FILE)
+  if os.path.exists(journal_path):  # Removed when an evaluation finishes: this one has not.
+    return _rebuild_partial(out_dir, journal_path, plots=plots)
   try:
-    with open(os.path.join(out_dir, REPORT_FILE), encoding="utf-8") as f:
+    with open(report_path, encoding="utf-8") as f:
       old = json.load(f)
     with open(os.path.join(out_dir, SAMPLES_FILE), encoding="utf-8") as f:
       records = [json.loads(line) for line in f if line.strip()]
   except FileNotFoundError as e:
-    raise FileNotFoundError(f"{out_dir!r} holds no finished evaluation ({e.filename} is "
-                            f"missing); `r1jax eval --out DIR` writes {REPORT_FILE} and "
+    raise FileNotFoundError(f"{out_dir!r} holds no evaluation ({e.filename} is missing); "
+                            f"`r1jax eval --out DIR` writes {REPORT_FILE} and "
                             f"{SAMPLES_FILE}") from None
   if len(records) != old["num_questions"]:
     raise ValueError(f"{out_dir!r}: {SAMPLES_FILE} has {len(records)} questions but "
@@ -462,6 +470,32 @@ def rebuild(out_dir: str | os.PathLike, *, plots: bool = True) -> Report:
       confidence=info.get("confidence", 0.95))
   report = Report(old["task"], old["num_questions"], old["k"], old["sampling"], metrics, levels,
                   analysis, old["timing"], records, info)
+  report.write(out_dir, plots=plots)
+  return report
+
+
+def _rebuild_partial(out_dir: str, journal_path: str, *, plots: bool) -> Report:
+  """The report of an unfinished evaluation's completed batches.
+
+  Its intervals use the default bootstrap (1000 resamples, seed 0, 95%); `info["key"]` is the
+  sampling key the journal was written with.
+  """
+  settings, records, elapsed = eval_journal.Journal.read(journal_path)
+  if not records:
+    raise ValueError(f"{journal_path!r} has no finished batch yet; nothing to report")
+  metrics, levels, analysis = summarize_records(
+      records, max_new_tokens=settings["sampling"]["max_new_tokens"])
+  q = len(records)
+  tokens = sum(s["length"] for r in records for s in r["samples"])
+  timing = {"wall_s": elapsed, "per_question_s": elapsed / q, "first_batch_s": None,
+            "generated_tokens": tokens, "tokens_per_s": tokens / max(elapsed, 1e-9),
+            "resumed_questions": 0}
+  keys = ("model", "checkpoint_step", "task_args", "limit", "chat", "batch_size")
+  info = {k: settings[k] for k in keys if k in settings}
+  info.update({"seed": 0, "key": settings.get("key"), "num_resamples": 1000, "confidence": 0.95,
+               "partial": {"questions_done": q, "num_questions": settings.get("num_questions")}})
+  report = Report(settings["task"], q, settings["k"], settings["sampling"], metrics, levels,
+                  analysis, timing, records, info)
   report.write(out_dir, plots=plots)
   return report
 

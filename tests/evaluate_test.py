@@ -280,6 +280,13 @@ def test_an_interrupted_evaluation_resumes_to_the_same_samples_and_metrics(tiny,
       ev.evaluate(params, examples, journal=journal, **kwargs)
   lines = journal.read_text().splitlines()
   assert len(lines) == 1 + _BATCH + 1  # The header, batch 0's records, its marker.
+  # The finished part can be reported before the evaluation is resumed.
+  (tmp_path / ev.JOURNAL_FILE).write_text(journal.read_text())
+  partial = ev.rebuild(tmp_path, plots=False)
+  assert partial.num_questions == _BATCH
+  assert partial.info["partial"] == {"questions_done": _BATCH, "num_questions": 3 * _BATCH - 1}
+  assert partial.metrics == ev.summarize_records(whole.questions[:_BATCH], max_new_tokens=_NEW,
+                                                 num_resamples=1000)[0]
   resumed = ev.evaluate(params, examples, journal=journal, **kwargs)
   assert resumed.timing["resumed_questions"] == _BATCH
   dump = lambda r: json.dumps(r.questions, sort_keys=True)
@@ -363,7 +370,7 @@ def test_bad_inputs_are_one_clear_error(tiny, tmp_path):
                 model_cfg=_CFG, sampling=_sampling(tok), k=0, key=jax.random.key(0))
   with pytest.raises(SystemExit, match="--model is required"):
     cli.main(["eval", "--task", "miniature"])
-  with pytest.raises(FileNotFoundError, match="no finished evaluation"):
+  with pytest.raises(FileNotFoundError, match="holds no evaluation"):
     ev.rebuild(tmp_path)
   os.makedirs(tmp_path / "wd")
   (tmp_path / "wd" / "config.json").write_text("{}")
