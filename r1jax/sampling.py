@@ -47,8 +47,8 @@ def truncate_logits(logits: jax.Array, *, temperature: float = 1.0, top_k: int =
   """Tempered logits [B, V] with the tokens outside top-k / top-p / min-p set to -inf.
 
   softmax of the result is the distribution `sample_token` draws from (temperature > 0).
-  The full-vocabulary form; `sample_token` uses an equivalent top-k-candidates form when
-  top_k is set, which avoids sorting the vocabulary.
+  The full-vocabulary form; `sample_token` uses an equivalent candidates form when top_k is
+  set, or for top-p over a large vocabulary, which avoids sorting the vocabulary.
   """
   x = logits.astype(jnp.float32) / temperature
   v = x.shape[-1]
@@ -67,6 +67,9 @@ def truncate_logits(logits: jax.Array, *, temperature: float = 1.0, top_k: int =
 
 
 _BLOCK = 256  # Candidates per block of the two-level inverse-CDF draw.
+# Top-p without top-k looks for the nucleus among this many most likely tokens first:
+# lax.top_k of 1024 over a 49k vocabulary costs ~50 ms for 64 rows on CPU, a full sort ~900.
+_TOP_P_CANDIDATES = 1024
 
 
 def _draw(key: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -134,4 +137,40 @@ def sample_token(key: jax.Array, logits: jax.Array, *, temperature: float = 1.0,
       vals = jnp.where(_min_p_mask(vals, min_p), vals, _NEG_INF)
     idx, logprob = _draw(key, vals)
     return jnp.take_along_axis(cand, idx[:, None], axis=-1)[:, 0].astype(jnp.int32), logprob
+  if top_p < 1.0 and v > _TOP_P_CANDIDATES:
+    return _top_p_from_candidates(key, x, top_p=top_p, min_p=min_p)
   return _draw(key, truncate_logits(logits, temperature=temperature, top_p=top_p, min_p=min_p))
+
+
+def _top_p_from_candidates(key: jax.Array, x: jax.Array, *, top_p: float,
+                           min_p: float) -> tuple[jax.Array, jax.Array]:
+  """Top-p (then min-p) sampling of tempered logits x [B, V] without sorting the vocabulary.
+
+  The nucleus is a prefix of the tokens in descending order, so when it ends inside the
+  `_TOP_P_CANDIDATES` most likely tokens (and the value it ends at is not tied with a token
+  outside them) it is found among those candidates, with probabilities normalised over the
+  whole vocabulary. Only when some row's nucleus is wider does the step sort the vocabulary
+  (`truncate_logits`); both branches keep the same tokens (up to float32 rounding of the
+  cumulative mass at the nucleus' edge).
+  """
+  vals, cand = jax.lax.top_k(x, _TOP_P_CANDIDATES)  # [B, C], descending.
+  # XLA:CPU runs top_k as its fast TopK call only while the sort it is lowered to feeds slices
+  # alone; next to the conditional it fell back to sorting the vocabulary (1.1 s vs 70 ms for
+  # 64 x 49152). The barrier keeps the pattern whole.
+  vals, cand = jax.lax.optimization_barrier((vals, cand))
+  probs = jnp.exp(vals - jax.nn.logsumexp(x, axis=-1, keepdims=True))
+  keep = jnp.cumsum(probs, axis=-1) - probs < top_p
+  threshold = jnp.min(jnp.where(keep, vals, jnp.inf), axis=-1, keepdims=True)
+  fits = jnp.all(threshold[:, 0] > vals[:, -1])
+
+  def within(_):
+    kept = jnp.where(vals >= threshold, vals, _NEG_INF)
+    if min_p > 0.0:
+      kept = jnp.where(_min_p_mask(kept, min_p), kept, _NEG_INF)
+    idx, logprob = _draw(key, kept)
+    return jnp.take_along_axis(cand, idx[:, None], axis=-1)[:, 0].astype(jnp.int32), logprob
+
+  def everything(_):
+    return _draw(key, truncate_logits(x, temperature=1.0, top_p=top_p, min_p=min_p))
+
+  return jax.lax.cond(fits, within, everything, None)

@@ -89,6 +89,52 @@ def test_sampled_frequencies_match_the_truncated_softmax(kw):
   np.testing.assert_allclose(np.asarray(logprobs), np.log(probs[tokens]), atol=1e-5)
 
 
+def _wide(peaks: dict[int, float], v: int = 3000, rest: float = -30.0) -> np.ndarray:
+  """Logits over a vocabulary wider than the top-p candidate set, with a few likely tokens."""
+  logits = np.full((v,), rest, np.float32)
+  for i, x in peaks.items():
+    logits[i] = x
+  return logits
+
+
+def test_top_p_over_a_wide_vocabulary_draws_from_the_nucleus_among_candidates():
+  # Likely tokens scattered past the first 1024 ids: the nucleus is found by lax.top_k.
+  assert 3000 > sampling._TOP_P_CANDIDATES
+  wide = _wide({2999: np.log(0.30), 1500: np.log(0.22), 7: np.log(0.15), 2048: np.log(0.11),
+                1024: np.log(0.08), 3: np.log(0.06)})
+  for kw in (dict(top_p=0.7), dict(temperature=0.6, top_p=0.95, min_p=0.2)):
+    n = 40_000
+    tokens, logprobs = jax.jit(lambda k, x: sampling.sample_token(k, x, **kw))(
+        jax.random.key(2), jnp.tile(jnp.asarray(wide), (n, 1)))
+    probs = _reference_probs(wide, **kw)
+    _assert_frequencies(np.asarray(tokens), probs)
+    np.testing.assert_allclose(np.asarray(logprobs), np.log(probs[np.asarray(tokens)]),
+                               atol=1e-5)
+
+
+def test_top_p_candidates_keep_the_tokens_the_full_sort_keeps():
+  logits = jnp.asarray(np.random.default_rng(3).normal(size=(64, 5000)) * 4, jnp.float32)
+  kw = dict(temperature=0.6, top_p=0.95)
+  full = sampling.truncate_logits(logits, **kw)
+  assert int(jnp.isfinite(full).sum(-1).max()) < sampling._TOP_P_CANDIDATES  # Candidate path.
+  tokens, logprobs = jax.jit(lambda k, x: sampling.sample_token(k, x, **kw))(
+      jax.random.key(7), logits)
+  want = jax.nn.log_softmax(full)[np.arange(64), tokens]
+  assert bool(jnp.all(jnp.isfinite(want)))  # Every drawn token is in the nucleus.
+  np.testing.assert_allclose(logprobs, want, atol=1e-5)
+
+
+def test_top_p_wider_than_the_candidates_falls_back_to_the_full_sort():
+  logits = jnp.asarray(np.random.default_rng(4).normal(size=(8, 3000)) * 0.1, jnp.float32)
+  kw = dict(temperature=1.0, top_p=0.9)
+  full = sampling.truncate_logits(logits, **kw)
+  assert int(jnp.isfinite(full).sum(-1).min()) > sampling._TOP_P_CANDIDATES
+  got = sampling.sample_token(jax.random.key(8), logits, **kw)
+  want = sampling._draw(jax.random.key(8), full)
+  np.testing.assert_array_equal(got[0], want[0])
+  np.testing.assert_array_equal(got[1], want[1])
+
+
 def test_greedy_is_argmax_with_the_model_logprob():
   logits = jnp.asarray(np.random.default_rng(0).normal(size=(5, 300)), jnp.float32)
   tokens, logprobs = sampling.sample_token(jax.random.key(0), logits, temperature=0.0)
