@@ -105,11 +105,6 @@ class Journal:
     self.batches_done += 1
     self.elapsed_s = elapsed_s
 
-  def remove(self) -> None:
-    """Deletes the journal (once the finished report is written)."""
-    if os.path.exists(self.path):
-      os.remove(self.path)
-
 
 def _parse(path: str):
   """(header, completed records, batches done, elapsed s, bytes to keep, file size)."""

@@ -14,9 +14,10 @@ ones. From the [Q, k] correctness matrix of each accuracy (strict and lenient fo
     reproducible by seed (`bootstrap_ci`);
   * the same per difficulty level when the examples carry a `level` (MATH);
   * the R1 analyses of lengths and reflective words (`r1jax.analysis`).
-Temperature 0 is greedy decoding: k must then be 1. With a `journal` file each finished batch is
-kept, and an evaluation that stopped resumes where it was, with the same samples. Loading a model, a training workdir's
-latest checkpoint, and writing the report files live in `r1jax.eval_run`.
+Temperature 0 is greedy decoding: k must then be 1. With a `journal` file each finished batch
+is kept, and an evaluation that stopped resumes where it was, with the same samples. Loading a
+model, a training workdir's latest checkpoint, and writing the report files live in
+`r1jax.eval_run`.
 """
 
 from __future__ import annotations
@@ -383,8 +384,8 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
     bar.update(n)
     main = "strict" if "strict" in g else next(iter(g))
     running[main] = running.get(main, 0.0) + float(g[main].sum())
-    bar.set_postfix({f"{main} pass@1 (new)": f"{running[main] / ((len(records) - done) * k):.3f}"},
-                    refresh=False)
+    new_pass1 = running[main] / ((len(records) - done) * k)
+    bar.set_postfix({f"{main} pass@1 (new)": f"{new_pass1:.3f}"}, refresh=False)
   bar.close()
   wall = time.perf_counter() - t0
   info = {"seed": seed, "chat": chat, "batch_size": width, "confidence": confidence,
@@ -392,11 +393,17 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
   metrics, levels, analysis = summarize_records(
       records, max_new_tokens=sampling.max_new_tokens, num_resamples=num_resamples, seed=seed,
       confidence=confidence)
-  tokens = sum(s["length"] for r in records for s in r["samples"])
-  timing = {"wall_s": wall, "per_question_s": wall / q, "first_batch_s": first_batch_s,
-            "generated_tokens": tokens, "tokens_per_s": tokens / max(wall, 1e-9),
-            "resumed_questions": done}
+  timing = _timing(records, wall, first_batch_s=first_batch_s, resumed=done)
   return Report(task.name, q, k, sampling_info, metrics, levels, analysis, timing, records, info)
+
+
+def _timing(records: Sequence[Mapping[str, Any]], wall: float, *, first_batch_s: float | None,
+            resumed: int) -> dict[str, Any]:
+  """The report's timing block: wall time per question and generated tokens per second."""
+  tokens = sum(s["length"] for r in records for s in r["samples"])
+  return {"wall_s": wall, "per_question_s": wall / len(records), "first_batch_s": first_batch_s,
+          "generated_tokens": tokens, "tokens_per_s": tokens / max(wall, 1e-9),
+          "resumed_questions": resumed}
 
 
 def summarize_records(records: Sequence[Mapping[str, Any]], *, max_new_tokens: int,
@@ -486,10 +493,7 @@ def _rebuild_partial(out_dir: str, journal_path: str, *, plots: bool) -> Report:
   metrics, levels, analysis = summarize_records(
       records, max_new_tokens=settings["sampling"]["max_new_tokens"])
   q = len(records)
-  tokens = sum(s["length"] for r in records for s in r["samples"])
-  timing = {"wall_s": elapsed, "per_question_s": elapsed / q, "first_batch_s": None,
-            "generated_tokens": tokens, "tokens_per_s": tokens / max(elapsed, 1e-9),
-            "resumed_questions": 0}
+  timing = _timing(records, elapsed, first_batch_s=None, resumed=0)
   keys = ("model", "checkpoint_step", "task_args", "limit", "chat", "batch_size")
   info = {k: settings[k] for k in keys if k in settings}
   info.update({"seed": 0, "key": settings.get("key"), "num_resamples": 1000, "confidence": 0.95,

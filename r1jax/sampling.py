@@ -133,13 +133,19 @@ def sample_token(key: jax.Array, logits: jax.Array, *, temperature: float = 1.0,
     vals, cand = jax.lax.top_k(x, top_k)  # [B, k], descending.
     if top_p < 1.0:
       vals = jnp.where(_top_p_mask(vals, top_p), vals, _NEG_INF)
-    if min_p > 0.0:
-      vals = jnp.where(_min_p_mask(vals, min_p), vals, _NEG_INF)
-    idx, logprob = _draw(key, vals)
-    return jnp.take_along_axis(cand, idx[:, None], axis=-1)[:, 0].astype(jnp.int32), logprob
+    return _draw_candidates(key, vals, cand, min_p=min_p)
   if top_p < 1.0 and v > _TOP_P_CANDIDATES:
     return _top_p_from_candidates(key, x, top_p=top_p, min_p=min_p)
   return _draw(key, truncate_logits(logits, temperature=temperature, top_p=top_p, min_p=min_p))
+
+
+def _draw_candidates(key: jax.Array, vals: jax.Array, cand: jax.Array, *,
+                     min_p: float) -> tuple[jax.Array, jax.Array]:
+  """Applies min-p to candidate logits [B, C] (ids `cand` [B, C]) and draws a token id."""
+  if min_p > 0.0:
+    vals = jnp.where(_min_p_mask(vals, min_p), vals, _NEG_INF)
+  idx, logprob = _draw(key, vals)
+  return jnp.take_along_axis(cand, idx[:, None], axis=-1)[:, 0].astype(jnp.int32), logprob
 
 
 def _top_p_from_candidates(key: jax.Array, x: jax.Array, *, top_p: float,
@@ -165,10 +171,7 @@ def _top_p_from_candidates(key: jax.Array, x: jax.Array, *, top_p: float,
 
   def within(_):
     kept = jnp.where(vals >= threshold, vals, _NEG_INF)
-    if min_p > 0.0:
-      kept = jnp.where(_min_p_mask(kept, min_p), kept, _NEG_INF)
-    idx, logprob = _draw(key, kept)
-    return jnp.take_along_axis(cand, idx[:, None], axis=-1)[:, 0].astype(jnp.int32), logprob
+    return _draw_candidates(key, kept, cand, min_p=min_p)
 
   def everything(_):
     return _draw(key, truncate_logits(x, temperature=1.0, top_p=top_p, min_p=min_p))

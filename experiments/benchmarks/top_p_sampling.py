@@ -49,7 +49,8 @@ def main() -> None:
   kw = dict(temperature=args.temperature, top_p=args.top_p)
   logits = jax.random.normal(jax.random.key(0), (args.rows, args.vocab)) * args.scale
   sizes = np.asarray(jnp.isfinite(sampling.truncate_logits(logits, **kw)).sum(-1))
-  baseline = jax.jit(lambda k, x: sampling._draw(k, sampling.truncate_logits(x, **kw)))  # pylint: disable=protected-access
+  draw = sampling._draw  # pylint: disable=protected-access  (the full-sort form's draw)
+  baseline = jax.jit(lambda k, x: draw(k, sampling.truncate_logits(x, **kw)))
   candidates = jax.jit(lambda k, x: sampling.sample_token(k, x, **kw))
   key = jax.random.key(1)
   t_base = _time(baseline, key, logits, args.reps)
