@@ -8,6 +8,12 @@ code runs afresh per test; outputs compare after stripping trailing whitespace o
 trailing blank lines). Tests run in order in one child process; tests that reported before a
 timeout or crash keep their result.
 
+HumanEval-style tests: `CheckTest(prompt, check, entry_point)` (or `humaneval_test(problem)`
+from a HumanEval record with `prompt`, `test` and `entry_point`) is one test: the program is
+`prompt + code` (or `code` alone when that does not parse), and the test passes when every
+assertion of `check(candidate)` holds with `candidate = <entry_point>`. Its assertions are
+judged in this (the parent) process wherever they reduce to call + expected value.
+
 What is enforced (by the OS unless noted; the child is `python -I -S`, standard library only):
 - Time: the parent kills the child's whole process group (SIGKILL) at `timeout_s` wall time;
   RLIMIT_CPU is timeout_s + 1 s.
