@@ -13,6 +13,8 @@ from r1jax.data.templates import (ChatTemplate, QwenMathTemplate, R1ZeroTemplate
                                   get_template)
 from r1jax.data.tasks import TASKS, PromptBatch, Task, get_task, register_task
 from r1jax.data import miniature  # Registers the built-in "miniature" task.  # pylint: disable=g-bad-import-order
+# Registers the code tasks ("humaneval", "mbpp", "code", "code_functions") and "knights_knaves".
+from r1jax.data import code_generators, code_tasks, knights_knaves  # pylint: disable=g-bad-import-order
 
 __all__ = [
     "ArithmeticGenerator",
