@@ -20,12 +20,15 @@ INSTALL_REQUIRES = [
     "tqdm>=4.66,<5",
     "sympy>=1.13,<2",
     "tensorflow-datasets>=4.9.7,<5",
+    # The main job draws its curves and writes TensorBoard event files with the base install.
+    "matplotlib>=3.8,<4",
+    "tensorboard>=2.16,<3",
 ]
 
 EXTRAS = {
     # pytest and the notebook runner; torch/transformers are optional parity peers, not required.
-    "test": ["pytest>=8,<10", "nbclient>=0.10,<0.12", "nbformat>=5.10,<6", "ipykernel>=6.29,<8",
-             "matplotlib>=3.8,<4", "tensorboard>=2.16,<3"],
+    "test": ["pytest>=8,<10", "nbclient>=0.10,<0.12", "nbformat>=5.10,<6", "ipykernel>=6.29,<8"],
+    # Kept so `pip install r1jax[plots]` still resolves; both are base dependencies now.
     "plots": ["matplotlib>=3.8,<4", "tensorboard>=2.16,<3"],
     "notebooks": ["matplotlib>=3.8,<4", "jupyter>=1.0,<2"],
     "gpu": ["jax[cuda12]>=0.7.0,<0.11"],
