@@ -1,12 +1,15 @@
 """PNG curves of a run, drawn from its `metrics.jsonl`: the R1 figures in miniature.
 
 Place in the pipeline: after training (train.py calls `plot_run` at the end of a run) and on
-demand (`r1jax plot WORKDIR`). Two figures, written into the workdir:
-  accuracy_reward.png  accuracy (`accuracy/*`, and evaluation accuracies) and reward vs step;
-  length.png           mean response length overall, of correct and of wrong answers vs step.
-Missing metrics are skipped, so partial runs and tasks without e.g. lenient accuracy still plot.
-matplotlib is an optional dependency (the `plots` extra); it is imported only here, and its
-absence is an ImportError with the install command.
+demand (`r1jax plot WORKDIR`). Three figures, written into the workdir:
+  accuracy_reward.png   the share of answers that are right, the share that think (work the
+                        problem inside <think>...</think>), and the reward, vs RL step;
+  length.png            mean response length in tokens vs RL step;
+  accuracy_length.png   one slide: accuracy and length side by side, held-out curves in front.
+Each panel draws the training rollouts (temperature of the run) and, where the run has them,
+the held-out evaluations (`eval/greedy/...`, `eval/sampled/...`) beside them. Missing metrics
+are skipped, so partial runs and tasks without e.g. lenient accuracy still plot. matplotlib is
+imported only here; its absence is an ImportError with the install command.
 """
 
 from __future__ import annotations
@@ -19,9 +22,16 @@ from r1jax import metrics as metrics_lib
 
 ACCURACY_FILE = "accuracy_reward.png"
 LENGTH_FILE = "length.png"
+SLIDE_FILE = "accuracy_length.png"
 
-_LENGTH_KEYS = (("length/mean", "all"), ("length/correct_mean", "correct"),
-                ("length/wrong_mean", "wrong"))
+# Metric names that measure correctness, and those that measure the share of answers that
+# think (`worked`: the miniature's `<think>...</think>` before `A:`; `think_frac`: `</think>`
+# anywhere); anything else under accuracy/ is drawn on its own panel under its own name.
+_CORRECT = ("strict", "lenient", "accuracy")
+_THINKS = ("worked", "think", "think_frac")
+# Where a curve comes from, for legends: training rollouts or a held-out evaluation.
+_SOURCES = (("accuracy/", "training rollouts"), ("eval/greedy/", "held-out, greedy"),
+            ("eval/sampled/", "held-out, sampled"))
 
 
 def _figure(**kwargs):
@@ -33,7 +43,8 @@ def _figure(**kwargs):
     from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   except ImportError:
     raise ImportError("Plotting needs matplotlib, which is not installed; run "
-                      "`pip install matplotlib` (or `pip install r1jax[plots]`).") from None
+                      "`pip install matplotlib` (a dependency of r1jax, so "
+                      "`pip install -e .` brings it).") from None
   return Figure(**kwargs)
 
 
@@ -48,11 +59,40 @@ def _series(records: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
   return steps, values
 
 
-def _accuracy_keys(keys: set[str]) -> list[str]:
-  main = [k for k in ("accuracy/strict", "accuracy/lenient") if k in keys]
-  others = sorted(k for k in keys if k not in main and (
-      k.startswith("accuracy/") or (k.startswith("eval/") and "accuracy" in k)))
-  return main + others
+def _label(key: str) -> str:
+  """`eval/greedy/strict` -> `held-out, greedy (strict)`; unknown keys stay as they are."""
+  for prefix, source in _SOURCES:
+    if key.startswith(prefix):
+      return f"{source} ({key[len(prefix):]})"
+  if key == "think_frac":
+    return "training rollouts (</think> anywhere)"
+  return key
+
+
+def _metric(key: str) -> str:
+  return key.rsplit("/", 1)[-1]
+
+
+def _is_eval(key: str) -> bool:
+  return key.startswith("eval/")
+
+
+def _correct_keys(keys: set[str]) -> list[str]:
+  """Training accuracy first (strict, lenient), then held-out accuracies."""
+  train = [f"accuracy/{m}" for m in ("strict", "lenient") if f"accuracy/{m}" in keys]
+  held = sorted(k for k in keys if _is_eval(k) and (
+      _metric(k) in _CORRECT or "accuracy" in _metric(k)))
+  return train + held
+
+
+def _think_keys(keys: set[str]) -> list[str]:
+  return sorted(k for k in keys if (k.startswith("accuracy/") or _is_eval(k))
+                and _metric(k) in _THINKS) + (["think_frac"] if "think_frac" in keys else [])
+
+
+def _other_accuracy_keys(keys: set[str]) -> list[str]:
+  return sorted(k for k in keys if k.startswith("accuracy/")
+                and _metric(k) not in _CORRECT + _THINKS)
 
 
 def _reward_keys(keys: set[str]) -> list[str]:
@@ -64,20 +104,33 @@ def _reward_keys(keys: set[str]) -> list[str]:
   return (["reward/mean"] if "reward/mean" in keys else []) + others
 
 
-def _draw(ax, records, keys_labels, title, ylabel) -> bool:
+def _length_keys(keys: set[str]) -> list[tuple[str, str]]:
+  train = [(k, label) for k, label in (
+      ("length/mean", "training rollouts, all"), ("length/correct_mean", "training, correct"),
+      ("length/wrong_mean", "training, wrong")) if k in keys]
+  held = [(k, _label(k)) for k in ("eval/greedy/length", "eval/sampled/length") if k in keys]
+  return train + held
+
+
+def _draw(ax, records, keys_labels, title, ylabel, share: bool = False) -> bool:
   drawn = False
   for key, label in keys_labels:
     steps, values = _series(records, key)
     if steps:
-      ax.plot(steps, values, label=label, marker="o" if len(steps) <= 30 else None,
-              markersize=3, linewidth=2 if key in ("reward/mean", "length/mean") else 1.2)
+      # Held-out curves are few points (every eval.every steps): markers, dashed when sampled.
+      held = _is_eval(key)
+      ax.plot(steps, values, label=label, marker="o" if held or len(steps) <= 30 else None,
+              markersize=4 if held else 3, linestyle="--" if "/sampled/" in key else "-",
+              linewidth=2 if held or key in ("reward/mean", "length/mean") else 1.2)
       drawn = True
   ax.set_title(title)
-  ax.set_xlabel("step")
+  ax.set_xlabel("RL step (0 = after stage 1)")
   ax.set_ylabel(ylabel)
+  if share:
+    ax.set_ylim(-0.03, 1.03)
   ax.grid(alpha=0.3)
   if drawn:
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
   return drawn
 
 
@@ -90,14 +143,16 @@ def plot_run(workdir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
 
   Returns:
     Paths of the written files: accuracy/reward when any of those metrics exist, length when
-    any `length/*` mean exists.
+    any length exists, and the slide when both accuracy and length exist.
   """
   records = metrics_lib.read_metrics(workdir)
   keys = {k for r in records for k in r}
-  accuracy = [(k, k) for k in _accuracy_keys(keys)]
+  correct = [(k, _label(k)) for k in _correct_keys(keys)]
+  thinks = [(k, _label(k)) for k in _think_keys(keys)]
+  others = [(k, k) for k in _other_accuracy_keys(keys)]
   reward = [(k, k) for k in _reward_keys(keys)]
-  length = [(k, label) for k, label in _LENGTH_KEYS if k in keys]
-  if not (accuracy or reward or length):
+  length = _length_keys(keys)
+  if not (correct or thinks or others or reward or length):
     raise ValueError(f"{os.fspath(workdir)} has no accuracy/*, reward/* or length/* metrics to "
                      f"plot ({len(records)} records).")
   _figure()  # Fails early, with the install hint, when matplotlib is missing.
@@ -106,11 +161,16 @@ def plot_run(workdir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
   name = os.path.basename(os.path.abspath(os.fspath(workdir)))
   paths = []
 
-  if accuracy or reward:
-    fig = _figure(figsize=(11, 4))
-    ax_acc, ax_rew = fig.subplots(1, 2)
-    _draw(ax_acc, records, accuracy, "accuracy", "fraction correct")
-    _draw(ax_rew, records, reward, "reward", "mean reward")
+  panels = [p for p in (
+      (correct, "accuracy", "share of answers correct", True),
+      (thinks, "thinking", "share of answers that think (<think>...</think>)", True),
+      (others, "other accuracy metrics", "share", True),
+      (reward, "reward", "mean reward per answer", False)) if p[0]]
+  if correct or thinks or others or reward:
+    fig = _figure(figsize=(5.5 * len(panels), 4))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (curves, title, ylabel, share) in zip(axes, panels):
+      _draw(ax, records, curves, title, ylabel, share)
     fig.suptitle(name)
     fig.tight_layout()
     paths.append(os.path.join(out_dir, ACCURACY_FILE))
@@ -119,8 +179,25 @@ def plot_run(workdir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
   if length:
     fig = _figure(figsize=(6, 4))
     ax = fig.subplots()
-    _draw(ax, records, length, f"{name}: response length", "tokens")
+    _draw(ax, records, length, f"{name}: response length", "mean response length (tokens)")
     fig.tight_layout()
     paths.append(os.path.join(out_dir, LENGTH_FILE))
     fig.savefig(paths[-1], dpi=110)
+
+  if correct and length:
+    # The slide: held-out curves when the run has them (what a reader should trust), else the
+    # training ones; accuracy left, length right, one shared x axis.
+    def front(curves):
+      held = [c for c in curves if _is_eval(c[0])]
+      return held or curves
+    fig = _figure(figsize=(10, 4))
+    ax_acc, ax_len = fig.subplots(1, 2, sharex=True)
+    _draw(ax_acc, records, front(correct), "accuracy rises", "share of answers correct",
+          share=True)
+    _draw(ax_len, records, front(length), "and responses grow longer",
+          "mean response length (tokens)")
+    fig.suptitle(f"{name}: GRPO with a correct-answer reward alone")
+    fig.tight_layout()
+    paths.append(os.path.join(out_dir, SLIDE_FILE))
+    fig.savefig(paths[-1], dpi=130)
   return paths

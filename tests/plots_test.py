@@ -1,6 +1,7 @@
 """r1jax.plots and `r1jax plot`: PNGs from metrics.jsonl, tolerant of missing metrics."""
 
 import json
+import pathlib
 import sys
 
 import pytest
@@ -33,10 +34,13 @@ def _full_run(steps=12):
   return records
 
 
-def test_plot_run_writes_accuracy_reward_and_length_pngs(tmp_path):
+_ALL = (plots.ACCURACY_FILE, plots.LENGTH_FILE, plots.SLIDE_FILE)
+
+
+def test_plot_run_writes_accuracy_reward_length_and_slide_pngs(tmp_path):
   _write_metrics(tmp_path, _full_run())
   paths = plots.plot_run(tmp_path)
-  assert paths == [str(tmp_path / plots.ACCURACY_FILE), str(tmp_path / plots.LENGTH_FILE)]
+  assert paths == [str(tmp_path / name) for name in _ALL]
   assert metrics.plot_run(tmp_path) == paths  # the trainer's entry point
   for p in paths:
     with open(p, "rb") as f:
@@ -86,7 +90,7 @@ def test_cli_plot_prints_the_written_paths(tmp_path, capsys):
   _write_metrics(tmp_path, _full_run(5))
   assert cli.main(["plot", str(tmp_path)]) == 0
   out = capsys.readouterr().out.split()
-  assert out == [str(tmp_path / plots.ACCURACY_FILE), str(tmp_path / plots.LENGTH_FILE)]
+  assert out == [str(tmp_path / name) for name in _ALL]
   assert cli.main(["plot", str(tmp_path / "missing")]) == 2
   assert "No metrics file" in capsys.readouterr().err
 
@@ -101,3 +105,61 @@ def test_missing_matplotlib_is_an_import_error_with_the_install_command(tmp_path
     plots.plot_run(tmp_path)
   assert cli.main(["plot", str(tmp_path)]) == 2
   assert "pip install matplotlib" in capsys.readouterr().err
+
+
+def _miniature_run():
+  """Records shaped like the main job's: held-out evaluations at steps 0, 2 and 4."""
+  records = []
+  for s in range(5):
+    r = {"step": s}
+    if s:
+      r.update({"accuracy/strict": 0.1 * s, "accuracy/worked": 0.2 * s, "think_frac": 0.2 * s,
+                "reward/mean": 0.1 * s, "length/mean": 10.0 + 5 * s})
+    if s % 2 == 0:
+      for mode in ("greedy", "sampled"):
+        r.update({f"eval/{mode}/strict": 0.2 * s, f"eval/{mode}/worked": 0.25 * s,
+                  f"eval/{mode}/reward": 0.2 * s, f"eval/{mode}/length": 8.0 + 6 * s})
+    records.append(r)
+  return records
+
+
+def _axes_of(monkeypatch):
+  """Captures every Axes drawn by plot_run (the figures themselves go to PNG files)."""
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  saved = []
+  original = Figure.savefig
+
+  def savefig(fig, path, **kwargs):
+    saved.append((path, fig.axes))
+    return original(fig, path, **kwargs)
+  monkeypatch.setattr(Figure, "savefig", savefig)
+  return saved
+
+
+def test_held_out_curves_are_drawn_beside_training_ones_with_measured_labels(tmp_path,
+                                                                             monkeypatch):
+  _write_metrics(tmp_path, _miniature_run())
+  saved = _axes_of(monkeypatch)
+  plots.plot_run(tmp_path)
+  figures = {pathlib.Path(path).name: axes for path, axes in saved}
+  accuracy, thinking, reward = figures[plots.ACCURACY_FILE]
+  labels = [line.get_label() for line in accuracy.get_lines()]
+  assert labels == ["training rollouts (strict)", "held-out, greedy (strict)",
+                    "held-out, sampled (strict)"]
+  assert accuracy.get_ylabel() == "share of answers correct"
+  # The share that works the sum is not a share correct: its own panel and label.
+  assert "think" in thinking.get_ylabel()
+  assert {line.get_label() for line in thinking.get_lines()} == {
+      "training rollouts (worked)", "held-out, greedy (worked)", "held-out, sampled (worked)",
+      "training rollouts (</think> anywhere)"}
+  greedy = accuracy.get_lines()[1]
+  assert list(greedy.get_xdata()) == [0, 2, 4] and list(greedy.get_ydata()) == [0.0, 0.4, 0.8]
+  (length,) = figures[plots.LENGTH_FILE]
+  assert [line.get_label() for line in length.get_lines()] == [
+      "training rollouts, all", "held-out, greedy (length)", "held-out, sampled (length)"]
+  assert "tokens" in length.get_ylabel()
+  # The slide: accuracy and length side by side, held-out curves only.
+  slide_acc, slide_len = figures[plots.SLIDE_FILE]
+  assert all(line.get_label().startswith("held-out") for line in
+             slide_acc.get_lines() + slide_len.get_lines())
+  assert len(slide_acc.get_lines()) == 2 and len(slide_len.get_lines()) == 2
