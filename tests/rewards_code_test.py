@@ -2,8 +2,12 @@
 
 import concurrent.futures
 import os
+import pathlib
 import resource
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 
@@ -15,8 +19,10 @@ ADD = "def add(a, b):\n  return a + b\n"
 ADD_TESTS = ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"]
 SUM_STDIN = "import sys\nprint(sum(map(int, sys.stdin.read().split())))\n"
 # Every layer this machine offers, and the audit-hook-and-rlimits-only fallback.
-ISOLATION = [pytest.param({}, id="full"),
-             pytest.param({"namespaces": False, "as_nobody": False}, id="hook_only")]
+OS = rcode.sandbox_capabilities()["os_isolation"]
+ISOLATION = [pytest.param({"isolation": "os"}, id="os", marks=pytest.mark.skipif(
+                 not OS, reason="no OS isolation on this machine")),
+             pytest.param({"isolation": "hook"}, id="hook_only")]
 
 
 def _group_alive(pgid: int) -> bool:
@@ -29,7 +35,7 @@ def _group_alive(pgid: int) -> bool:
 
 def _run(code, tests=("pass",), timeout_s=5.0, isolation=None, **kw):
   result = rcode.run_program(code, list(tests), timeout_s=timeout_s, **(isolation or {}), **kw)
-  assert not _group_alive(result.pid), "the sandbox left processes behind"
+  assert not any(_group_alive(pid) for pid in result.pids), "the sandbox left processes behind"
   return result
 
 
@@ -203,22 +209,42 @@ def test_the_test_process_is_unaffected():
   assert (os.getcwd(), dict(os.environ), os.getpid()) == (cwd, env, pid)
 
 
-def test_capabilities_are_reported_and_used():
+@pytest.mark.skipif(not OS, reason="no OS isolation on this machine")
+def test_os_isolation_runs_as_nobody_in_its_own_namespaces():
+  code = "import os\nPID, UID = os.getpid(), os.getuid()\nW = os.access('/usr', os.W_OK)\n"
+  assert rcode.run_tests(code, ["assert PID == 1", "assert UID == 65534",
+                                "assert W is False"], timeout_s=5, isolation="os") == 1.0
+  assert rcode.run_tests(code, ["assert PID != 1"], timeout_s=5, isolation="hook") == 1.0
+
+
+def test_capabilities_name_what_is_missing():
   caps = rcode.sandbox_capabilities()
-  assert set(caps) == {"prefix", "network_namespace", "pid_namespace", "drop_to_nobody",
-                       "python"}
-  code = "import os\nPID, UID = os.getpid(), os.getuid()\n"
-  if caps["pid_namespace"]:
-    assert rcode.run_tests(code, ["assert PID == 1"], timeout_s=5) == 1.0
-  if caps["drop_to_nobody"]:
-    assert rcode.run_tests(code, ["assert UID == 65534"], timeout_s=5) == 1.0
-  assert rcode.run_tests(code, ["assert PID != 1"], timeout_s=5, namespaces=False) == 1.0
-  if not caps["prefix"]:
-    with pytest.raises(ValueError, match="namespaces=True"):
-      rcode.run_tests(code, ["pass"], timeout_s=5, namespaces=True)
-  if not caps["drop_to_nobody"]:
-    with pytest.raises(ValueError, match="as_nobody=True"):
-      rcode.run_tests(code, ["pass"], timeout_s=5, as_nobody=True)
+  assert set(caps) == {"os_isolation", "missing", "namespaces", "uid", "python"}
+  assert caps["os_isolation"] == (not caps["missing"])
+  with pytest.raises(ValueError, match="isolation must be one of"):
+    rcode.run_tests(ADD, ADD_TESTS, isolation="none")
+
+
+def test_without_root_os_isolation_is_refused_with_the_flag_to_use():
+  # The refusal path, for real: the isolation module run by an unprivileged user.
+  setpriv = shutil.which("setpriv")
+  if os.geteuid() != 0 or not setpriv or not os.path.exists("/usr/bin/python3"):
+    pytest.skip("needs root, setpriv and a system python3 to run as an unprivileged user")
+  src = pathlib.Path(rcode.__file__).with_name("code_isolation.py")
+  tmp_path = pathlib.Path(tempfile.mkdtemp())  # pytest's tmp_path is private to root.
+  os.chmod(tmp_path, 0o755)
+  for name in ("code_isolation.py", "code_harness.py"):
+    shutil.copy(src.with_name(name), tmp_path / name)
+  probe = ("import sys; sys.path.insert(0, sys.argv[1]); import code_isolation as c\n"
+           "try:\n  c.resolve_mode('os')\nexcept c.IsolationUnavailable as e:\n  print(e)\n")
+  try:
+    out = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+                          "/usr/bin/python3", "-I", "-c", probe, str(tmp_path)],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path, check=True)
+  finally:
+    shutil.rmtree(tmp_path)
+  assert "missing: root" in out.stdout
+  assert "isolation='hook'" in out.stdout and "R1JAX_SANDBOX_ISOLATION=hook" in out.stdout
 
 
 def test_code_tests_reward_fn_runs_the_last_fenced_block():

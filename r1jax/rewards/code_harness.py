@@ -299,8 +299,9 @@ def _run_values(units, max_out, send):
         sys.stdout.flush()
       except BaseException:  # pylint: disable=broad-except
         pass
-      sys.stdin, sys.stdout = real_stdin, real_stdout
+      # Read before restoring: dropping the wrapper closes its buffer.
       out = raw_out.getvalue()[:max_out].decode("utf-8", errors="replace")
+      sys.stdin, sys.stdout = real_stdin, real_stdout
       send({"u": u, "ok": ok, "out": out})
       continue
     sys.stdout = io.StringIO()
