@@ -108,7 +108,8 @@ def test_gsm8k_gold_and_last_boxed():
   assert tasks.gsm8k_gold("a #### b\n#### -3") == "-3"
   assert tasks.last_boxed(r"so \boxed{1} or \boxed{\frac{1}{2}}.") == r"\frac{1}{2}"
   assert tasks.last_boxed(r"\boxed{\{1, 2\}} then \fbox{x^{2}}") == "x^{2}"
-  assert tasks.last_boxed(r"\boxed{1} and \boxed{unclosed") == "1"
+  # The last box decides: an unclosed one means no answer (rewards.math_boxed).
+  assert tasks.last_boxed(r"\boxed{1} and \boxed{unclosed") is None
   assert tasks.last_boxed("no box") is None
 
 

@@ -256,6 +256,16 @@ EXTRACTION = [
     ("<answer>42", "42", "42"),
     ("total: -1,234 apples", None, "-1,234"),
     ("ratio 3/4", None, "3/4"),
+    # Template echoes are not answers; the lenient rule then falls back to the last number.
+    ("<think> reasoning process here </think> <answer> answer here </answer> So 7.", None, "7"),
+    ("<answer>4</answer> oops <answer> answer here </answer>", "4", "4"),
+    ("<answer>...</answer> it is 12", None, "12"),
+    # Ranges, dates and list items are not negative numbers.
+    ("It takes 10-15 minutes", None, "15"),
+    ("on 2024-05-12", None, "12"),
+    ("- 5 apples\n- 3 pears", None, "3"),
+    ("x = -5", None, "-5"),
+    ("so e^{-2}", None, "-2"),
 ]
 
 

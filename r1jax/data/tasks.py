@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from r1jax import rewards as rewards_lib
+from r1jax.rewards import math_boxed
 from r1jax.data import generators
 from r1jax.data import sources
 from r1jax.data import templates as templates_lib
@@ -168,16 +169,8 @@ def gsm8k_gold(solution: str) -> str:
   return gold
 
 
-def last_boxed(text: str) -> str | None:
-  """The content of the last \\boxed{...} (or \\fbox{...}) in text, nested braces kept."""
-  starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
-  for start in reversed(starts):
-    depth = 1
-    for i in range(start, len(text)):
-      depth += {"{": 1, "}": -1}.get(text[i], 0)
-      if depth == 0:
-        return text[start:i].strip()
-  return None  # No box, or the last ones are unclosed.
+# The one boxed extractor (rules in rewards.math_boxed), re-exported for data users.
+last_boxed = math_boxed.last_boxed
 
 
 # Field functions are module-level (not lambdas) so that sources holding them pickle.

@@ -9,7 +9,8 @@
 - `combine`: a task's reward as a weighted sum of named terms, each logged, errors counted.
 """
 
-from r1jax.rewards.code import CodeTests, run_tests, sandbox_capabilities
+from r1jax.rewards.code import (CheckTest, CodeTests, humaneval_test, run_program, run_tests,
+                                sandbox_capabilities)
 from r1jax.rewards.combine import (BatchScores, CombinedReward, RewardFn, RewardTerm, combine,
                                    score_batch)
 from r1jax.rewards.countdown import CountdownAccuracy, countdown_reward
@@ -20,6 +21,7 @@ from r1jax.rewards.math import (MathAccuracy, extract_answer, gold_answer, gradi
 
 __all__ = [
     "BatchScores",
+    "CheckTest",
     "CodeTests",
     "CombinedReward",
     "CountdownAccuracy",
@@ -35,10 +37,12 @@ __all__ = [
     "tag_count_reward",
     "TagCount",
     "gold_answer",
+    "humaneval_test",
     "grading_stats",
     "is_equivalent",
     "language_consistency",
     "math_reward",
+    "run_program",
     "run_tests",
     "sandbox_capabilities",
     "score_batch",

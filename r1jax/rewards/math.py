@@ -28,6 +28,7 @@ import threading
 from typing import Any, Mapping, Optional
 
 from r1jax.rewards import math_normalize as mn
+from r1jax.rewards.math_boxed import last_boxed
 from r1jax.rewards import timeout as timeout_lib
 
 __all__ = [
@@ -42,7 +43,14 @@ __all__ = [
 
 DEFAULT_TIMEOUT_S = 3.0
 _SYMBOLIC_TARGET = "r1jax.rewards.math_symbolic:equal_strings"
-_LAST_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+# A minus is a sign only where it cannot be a dash: not after a word character, a closing
+# bracket or a dot ("10-15", "2024-05-12", "x-3", "(a)-2" are ranges, dates, differences).
+_LAST_NUMBER = re.compile(r"(?:(?<![\w)\]}.])-)?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+# Placeholders of r1jax's and R1's templates that models copy verbatim into <answer>.
+_TEMPLATE_ECHOES = frozenset({"answer here", "your answer", "your answer here", "final answer",
+                              "your final answer", "final answer here", "the answer", "answer",
+                              ""})
+_ECHO_STRIP = re.compile(r"[^a-z0-9]+")
 _CACHE_SIZE = 1 << 16
 
 _log = logging.getLogger(__name__)
@@ -62,19 +70,21 @@ def _count(key: str) -> None:
     _stats[key] += 1
 
 
-def _last_boxed(text: str) -> Optional[str]:
-  i = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-  if i < 0:
-    return None
-  start = j = i + (6 if text.startswith("\\boxed", i) else 5)
-  while j < len(text) and text[j] == " ":
-    j += 1
-  if j < len(text) and text[j] == "{":
-    end = mn.find_group_end(text, j)
-    return text[j + 1:end].strip() if end >= 0 else None
-  # `\boxed 5`: the argument is the next run of non-space characters.
-  m = re.compile(r"[^\s$]+").match(text, j)
-  return m.group() if m and j > start else None
+def _answer_regions(text: str) -> list[str]:
+  """The contents of the `<answer>` regions, last first (an unclosed last one runs to the end)."""
+  regions, end = [], len(text)
+  while True:
+    i = text.rfind("<answer>", 0, end)
+    if i < 0:
+      return regions
+    close = text.find("</answer>", i, end)
+    regions.append(text[i + len("<answer>"):close if close >= 0 else end])
+    end = i
+
+
+def _is_template_echo(content: str) -> bool:
+  """Whether an `<answer>` region only repeats the prompt's placeholder ("answer here")."""
+  return " ".join(_ECHO_STRIP.sub(" ", content.lower()).split()) in _TEMPLATE_ECHOES
 
 
 def extract_answer(text: str, *, strict: bool = True) -> Optional[str]:
@@ -82,24 +92,23 @@ def extract_answer(text: str, *, strict: bool = True) -> Optional[str]:
 
   Args:
     text: the completion (or any text holding an answer).
-    strict: take the answer only from the last `<answer>...</answer>` (its last `\\boxed{}`
-      if it has one; the rest of the text when the closing tag is missing) or else the last
-      `\\boxed{...}`. When False, also fall back to GSM8K's `#### N` and then to the last
-      number in the text.
+    strict: take the answer only from the last `<answer>...</answer>` that is not empty and
+      not an echo of the template's placeholder ("answer here"; its last `\\boxed{}` if it has
+      one; the rest of the text when the closing tag is missing) or else the last box
+      (`rewards.math_boxed`). When False, also fall back to GSM8K's `#### N` and then to the
+      last number in the text, where a minus sign right after a word, digit or bracket is a
+      dash ("10-15 minutes" ends in 15, "2024-05-12" in 12), not a negative sign.
 
   Returns:
     The answer text, stripped, or None when there is none.
   """
   text = str(text)
-  i = text.rfind("<answer>")
-  if i >= 0:
-    end = text.find("</answer>", i)
-    content = text[i + len("<answer>"):end if end >= 0 else len(text)]
-    boxed = _last_boxed(content)
+  for content in _answer_regions(text):
+    boxed = last_boxed(content)
     content = (boxed if boxed is not None else content).strip()
-    if content:
+    if content and not _is_template_echo(content):
       return content
-  boxed = _last_boxed(text)
+  boxed = last_boxed(text)
   if boxed:
     return boxed
   if strict:
@@ -119,7 +128,7 @@ def gold_answer(gold: Any) -> str:
   """The reference answer from a dataset field: a solution's last `\\boxed{}` or `#### N`."""
   s = str(gold).strip()
   if "\\boxed" in s or "\\fbox" in s:
-    boxed = _last_boxed(s)
+    boxed = last_boxed(s)
     if boxed:
       return boxed
   if "####" in s:

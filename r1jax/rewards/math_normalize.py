@@ -37,6 +37,8 @@ import re
 from fractions import Fraction
 from typing import Callable, Optional, Union
 
+from r1jax.rewards.math_boxed import find_group_end, unbox
+
 __all__ = [
     "GREEK_LETTERS",
     "MAX_ANSWER_CHARS",
@@ -110,31 +112,10 @@ _CHOICE_GOLD = re.compile(r"\(?([A-E])\)?")
 _CHOICE_PRED = re.compile(r"\(([A-E])\)|([A-E])\)|([A-E])(?:$|[\s.:])")
 
 
-def find_group_end(s: str, i: int) -> int:
-  """Index of the `}` matching the `{` at s[i] (escaped braces skipped), or -1."""
-  depth = 0
-  j = i
-  n = len(s)
-  while j < n:
-    c = s[j]
-    if c == "\\" and j + 1 < n and s[j + 1] in "{}":
-      j += 2
-      continue
-    if c == "{":
-      depth += 1
-    elif c == "}":
-      depth -= 1
-      if depth == 0:
-        return j
-    j += 1
-  return -1
-
-
 def _command_pattern(names) -> re.Pattern:
   return re.compile(r"\\(?:" + "|".join(names) + r")(?![A-Za-z])\s*\{")
 
 
-_BOX_PATTERN = _command_pattern(("boxed", "fbox"))
 _TEXT_PATTERN = _command_pattern(TEXT_COMMANDS)
 
 
@@ -189,7 +170,7 @@ def normalize(s: str) -> str:
     for k, v in _UNICODE.items():
       if k in s:
         s = s.replace(k, v)
-  s = _replace_command(s, _BOX_PATTERN, lambda b, a, f: a)
+  s = unbox(s)
   s = s.replace("\\$", " ").replace("$", " ")
   for delim in ("\\(", "\\)", "\\[", "\\]"):
     s = s.replace(delim, " ")
