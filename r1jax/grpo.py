@@ -12,17 +12,24 @@ For completion i with advantage A_i and token t (mask m_it = 1 on completion tok
   pg_it   = -min(r A, clip(r, 1 - eps_low, 1 + eps_high) A), and with dual clip c, for A < 0,
             min(that, -c A)
   kl_it   = k1: logp - ref,  k2: (logp - ref)^2 / 2,  k3: exp(ref - logp) - (ref - logp) - 1
-  loss_it = pg_it + kl_coef * kl_it - entropy_coef * entropy_it
-and `loss_agg` reduces loss_it to a scalar:
+  loss_it = w_it * pg_it + kl_coef * kl_it - entropy_coef * entropy_it
+where w_it = 1, or with truncated importance sampling (`tis_cap` = C, off by default)
+w_it = min(exp(old_it - sampler_it), C): the correction for a sampler whose numerics differ
+from the trainer's (bf16 decoding, another engine, stale weights), as in veRL's TIS.
+`loss_agg` reduces loss_it to a scalar:
   token_mean               sum_it m loss / sum_it m                        (DAPO)
   seq_mean_token_mean      mean_i (sum_t m loss / n_i)                     (DeepSeekMath)
-  seq_mean_token_sum_norm  mean_i (sum_t m loss / T), T = mask.shape[1]    (Dr. GRPO)
-where mean_i runs over the sequences with at least one unmasked token.
+  seq_mean_token_sum_norm  mean_i (sum_t m loss / L)                       (Dr. GRPO)
+where mean_i runs over the sequences with at least one unmasked token and L is the constant
+`token_sum_divisor` (the response budget), never the array width, so trimming or padding the
+completion axis leaves the loss unchanged.
 
-Gradient accumulation: the denominators above are global quantities of the rollout batch.
-A trainer that splits a batch into minibatches and sums their gradients passes
-`normalizer=loss_normalizer(full_mask, cfg=cfg)` to each `policy_loss` call; the summed losses
-and gradients then equal the full batch's exactly (up to float rounding).
+Which batch the denominators count: one optimizer step's mini-batch. The trainer splits a
+rollout into mini-batches (one optimizer step each) and each mini-batch into micro-batches
+whose gradients are summed; it passes `normalizer=loss_normalizer(minibatch_mask, cfg=cfg)` to
+every micro-batch's `policy_loss`, so the summed losses and gradients equal the mini-batch's
+exactly (up to float rounding), as TRL's `dapo` loss (normalised by the tokens of the whole
+optimizer step) and veRL's global token mean do.
 """
 
 from __future__ import annotations
@@ -43,18 +50,32 @@ Array = jax.Array
 _F32 = jnp.float32
 
 
-def token_logprobs(logits: Array, targets: Array) -> Array:
-  """log softmax(logits)[target] per position: [B,T,V] logits, [B,T] int targets -> [B,T] f32."""
+def _tempered(logits: Array, temperature: float) -> Array:
+  """float32 logits / temperature (temperature 0, greedy, leaves them as they are)."""
   logits = logits.astype(_F32)  # Softmax in float32 whatever the model's compute dtype.
+  if temperature < 0:
+    raise ValueError(f"temperature must be >= 0 (0 = greedy, scored untempered), got "
+                     f"{temperature!r}")
+  return logits if temperature in (0, 1) else logits / temperature
+
+
+def token_logprobs(logits: Array, targets: Array, *, temperature: float = 1.0) -> Array:
+  """log softmax(logits / temperature)[target]: [B,T,V] logits, [B,T] targets -> [B,T] f32.
+
+  `temperature` is the rollout's sampling temperature, so the logprobs are those of the
+  distribution the tokens were drawn from (before any top-k / top-p / min-p truncation,
+  which `r1jax.sampling` documents); 0 (greedy) scores the untempered model.
+  """
+  logits = _tempered(logits, temperature)
   picked = jnp.take_along_axis(logits, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]
   return picked - jax.nn.logsumexp(logits, axis=-1)
 
 
-def token_entropy(logits: Array) -> Array:
-  """Entropy of the next-token distribution at every position: [B,T,V] -> [B,T] float32."""
+def token_entropy(logits: Array, *, temperature: float = 1.0) -> Array:
+  """Entropy of softmax(logits / temperature) at every position: [B,T,V] -> [B,T] float32."""
   # -sum p log p over log-probabilities: logz - sum p * logits would cancel catastrophically
   # for peaked distributions (both terms ~ max logit, their difference ~ 0).
-  logp = jax.nn.log_softmax(logits.astype(_F32), axis=-1)
+  logp = jax.nn.log_softmax(_tempered(logits, temperature), axis=-1)
   logp = jnp.where(jnp.isfinite(logp), logp, 0.0)  # Logits of -inf (banned tokens) add 0.
   return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
 
@@ -157,7 +178,8 @@ def _masked_mean(x: Array, m: Array) -> Array:
 def policy_loss(logprobs: Array, old_logprobs: Array | None, ref_logprobs: Array | None,
                 advantages: Array, mask: Array, *, cfg: GRPOConfig,
                 entropies: Array | None = None,
-                normalizer: Array | float | None = None) -> tuple[Array, dict[str, Array]]:
+                normalizer: Array | float | None = None,
+                sampler_logprobs: Array | None = None) -> tuple[Array, dict[str, Array]]:
   """The GRPO loss (to minimise) of one batch, and its metrics. See the module docstring.
 
   Args:
@@ -172,8 +194,10 @@ def policy_loss(logprobs: Array, old_logprobs: Array | None, ref_logprobs: Array
     entropies: [B,T] per-token entropies (`token_entropy(logits)`); required when
       cfg.entropy_coef > 0. Without it the `entropy` metric is the sampled-token estimate
       mean(-logprobs).
-    normalizer: the global denominator from `loss_normalizer(full_mask, cfg=cfg)` when this
-      batch is one of several minibatches whose gradients are summed; None uses this batch's.
+    normalizer: the denominator from `loss_normalizer(minibatch_mask, cfg=cfg)` when this
+      batch is one of several micro-batches whose gradients are summed; None uses this batch's.
+    sampler_logprobs: [B,T] logprobs the sampler reported for the same tokens; required when
+      cfg.tis_cap is set (the truncated importance-sampling weight old / sampler).
 
   Returns:
     (loss, metrics). Values at masked positions never reach the loss and get exactly zero
@@ -189,6 +213,13 @@ def policy_loss(logprobs: Array, old_logprobs: Array | None, ref_logprobs: Array
   if cfg.kl_coef > 0 and ref_logprobs is None:
     raise ValueError(f"GRPOConfig.kl_coef = {cfg.kl_coef} needs ref_logprobs; pass them or set "
                      "kl_coef = 0")
+  if cfg.tis_cap is not None and sampler_logprobs is None:
+    raise ValueError(f"GRPOConfig.tis_cap = {cfg.tis_cap} needs sampler_logprobs (the "
+                     "sampler's logprobs of the same tokens); pass them or set tis_cap = None")
+  if cfg.loss_agg == "seq_mean_token_sum_norm" and not cfg.token_sum_divisor:
+    raise ValueError("loss_agg 'seq_mean_token_sum_norm' (Dr. GRPO) divides each token sum by "
+                     "GRPOConfig.token_sum_divisor, which is 0; set it to the response budget "
+                     "(the trainer sets it to sampling.max_new_tokens)")
   if cfg.entropy_coef > 0 and entropies is None:
     raise ValueError(f"GRPOConfig.entropy_coef = {cfg.entropy_coef} needs entropies "
                      "(token_entropy(logits)); pass them or set entropy_coef = 0")
@@ -217,6 +248,11 @@ def policy_loss(logprobs: Array, old_logprobs: Array | None, ref_logprobs: Array
   if cfg.dual_clip is not None:  # Bounds the loss of a negative advantage as the ratio grows.
     objective = jnp.where(adv < 0, jnp.maximum(objective, cfg.dual_clip * adv), objective)
   pg = -objective
+  tis = None
+  if cfg.tis_cap is not None:  # A constant weight per token: no gradient flows through it.
+    behaviour = jnp.where(m, sampler_logprobs.astype(_F32), 0.0)
+    tis = jax.lax.stop_gradient(jnp.exp(old - behaviour))
+    pg = pg * jnp.minimum(tis, cfg.tis_cap)
   token_loss = pg
 
   kl = None
@@ -247,7 +283,7 @@ def policy_loss(logprobs: Array, old_logprobs: Array | None, ref_logprobs: Array
     if cfg.loss_agg == "seq_mean_token_mean":
       per_seq = jnp.sum(x, axis=-1) / jnp.maximum(num_tokens, 1.0)
     else:  # seq_mean_token_sum_norm: a constant divisor removes the length bias.
-      per_seq = jnp.sum(x, axis=-1) / x.shape[1]
+      per_seq = jnp.sum(x, axis=-1) / float(cfg.token_sum_divisor)
     return jnp.sum(per_seq) / denom
 
   loss = aggregate(token_loss)
@@ -272,5 +308,9 @@ def policy_loss(logprobs: Array, old_logprobs: Array | None, ref_logprobs: Array
       "adv/std": jnp.std(adv),
       "tokens": jnp.sum(fm),
   }
+  if tis is not None:
+    metrics["tis/mean"] = _masked_mean(jnp.minimum(tis, cfg.tis_cap), m)
+    metrics["tis/max"] = jnp.where(any_token, jnp.max(jnp.where(m, tis, -jnp.inf)), 1.0)
+    metrics["tis/capped_frac"] = _masked_mean((tis > cfg.tis_cap).astype(_F32), m)
   metrics = {k: jax.lax.stop_gradient(v).astype(_F32) for k, v in metrics.items()}
   return loss, metrics

@@ -96,7 +96,7 @@ class SamplingConfig:
 class Rollout(NamedTuple):
   """Completions of B = P * R rows, grouped by prompt (a pytree of arrays)."""
   tokens: jax.Array  # int32 [B, T_new]; pad_id after each row's end.
-  logprobs: jax.Array  # float32 [B, T_new]; log q(token) (see r1jax.sampling), 0 after the end.
+  logprobs: jax.Array  # float32 [B, T_new]; log softmax(logits / T)[token] (r1jax.sampling); 0 after the end.
   lengths: jax.Array  # int32 [B]; tokens generated, including the stopping eos / sequence.
   finished: jax.Array  # bool [B]; True if the row stopped, False if it hit max_new_tokens.
 

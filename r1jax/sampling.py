@@ -7,13 +7,16 @@ What the returned logprob means. Each token is drawn from the *sampling distribu
 q = softmax(truncate(logits / temperature)), where `truncate` keeps the top-k tokens, then
 the smallest set whose probability reaches top_p, then the tokens with probability at least
 min_p times the most likely one (the order of Hugging Face's logits warpers), and sets the
-rest to -inf. The logprob returned is log q(token), renormalised over the kept tokens. So:
-  * temperature 1 and no truncation: log q = log pi, the model's own logprob, which is exactly
-    what GRPO's teacher-forced `log_softmax(forward(...))` computes for the same params;
-  * otherwise log q differs from log pi; a trainer that needs log pi must recompute it
-    (or sample at temperature 1 without truncation, as R1 does);
-  * temperature 0 (greedy) draws from a point mass; we return log pi(token) of the untempered,
-    untruncated model instead, since log q would always be 0.
+rest to -inf. The logprob returned is that of the *untruncated tempered* distribution,
+log softmax(logits / temperature)[token], as TRL and veRL compute it in their trainers:
+  * it equals the trainer's teacher-forced logprob at the same temperature
+    (`grpo.token_logprobs(..., temperature=T)`) for the same params, with or without top-k /
+    top-p / min-p, so `logprob_gap` measures numerics only and the importance ratio
+    pi / pi_old is of one distribution;
+  * truncation is a sampling device, not part of the policy being trained: a token outside
+    the kept set is never drawn, and the kept tokens keep their tempered probabilities;
+  * temperature 0 (greedy) draws from a point mass; we return log pi(token) of the untempered
+    model, since log q would always be 0.
 """
 
 from __future__ import annotations
@@ -118,7 +121,8 @@ def sample_token(key: jax.Array, logits: jax.Array, *, temperature: float = 1.0,
     min_p: keep tokens with probability >= min_p * the top probability (0 = all).
 
   Returns:
-    (tokens int32 [B], logprobs float32 [B]); see the module docstring for what the logprob is.
+    (tokens int32 [B], logprobs float32 [B]): log softmax(logits / temperature)[token], the
+    untruncated tempered distribution (see the module docstring).
   """
   logits = logits.astype(jnp.float32)
   if temperature == 0.0:
@@ -133,10 +137,16 @@ def sample_token(key: jax.Array, logits: jax.Array, *, temperature: float = 1.0,
     vals, cand = jax.lax.top_k(x, top_k)  # [B, k], descending.
     if top_p < 1.0:
       vals = jnp.where(_top_p_mask(vals, top_p), vals, _NEG_INF)
-    return _draw_candidates(key, vals, cand, min_p=min_p)
-  if top_p < 1.0 and v > _TOP_P_CANDIDATES:
-    return _top_p_from_candidates(key, x, top_p=top_p, min_p=min_p)
-  return _draw(key, truncate_logits(logits, temperature=temperature, top_p=top_p, min_p=min_p))
+    token, _ = _draw_candidates(key, vals, cand, min_p=min_p)
+  elif top_p < 1.0 and v > _TOP_P_CANDIDATES:
+    token, _ = _top_p_from_candidates(key, x, top_p=top_p, min_p=min_p)
+  elif top_p < 1.0 or min_p > 0.0:
+    token, _ = _draw(key, truncate_logits(x, temperature=1.0, top_p=top_p, min_p=min_p))
+  else:  # Nothing truncated: the draw's own logprob is already of softmax(x).
+    return _draw(key, x)
+  # The logprob of the untruncated tempered distribution (see the module docstring).
+  picked = jnp.take_along_axis(x, token[:, None], axis=-1)[:, 0]
+  return token, picked - jax.nn.logsumexp(x, axis=-1)
 
 
 def _draw_candidates(key: jax.Array, vals: jax.Array, cand: jax.Array, *,

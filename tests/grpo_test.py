@@ -86,8 +86,8 @@ def reference(logp, old, ref, ent, adv, mask, cfg):
       weight = 1.0 / num_tok  # d loss / d (loss of one token)
     elif cfg.loss_agg == "seq_mean_token_mean":
       weight = 1.0 / (len(toks) * num_seqs)
-    else:
-      weight = 1.0 / (num_cols * num_seqs)
+    else:  # Dr. GRPO: a constant divisor, never the array width num_cols.
+      weight = 1.0 / (cfg.token_sum_divisor * num_seqs)
     seq_ratio = math.exp(sum(logp[b, t] - old[b, t] for t in toks) / len(toks))
     seq_cotangent = 0.0
     for t in toks:
@@ -192,6 +192,7 @@ def run_loss(logp, old, ref, ent, adv, mask, cfg, normalizer=None):
 # The full matrix of loss variants.
 
 CLIPS = {"symmetric": (0.2, 0.2), "clip_higher": (0.2, 0.28)}
+DIVISOR = 37  # Dr. GRPO's constant in these tests: not any array's width.
 MATRIX = list(itertools.product(("token", "sequence"), grpo_config.LOSS_AGGS,
                                 grpo_config.KL_ESTIMATORS, CLIPS, (None, 3.0)))
 
@@ -202,7 +203,7 @@ def test_loss_and_gradient_match_numpy_reference(ratio_level, loss_agg, kl_estim
   clip_low, clip_high = CLIPS[clip]
   cfg = GRPOConfig(ratio_level=ratio_level, loss_agg=loss_agg, kl_estimator=kl_estimator,
                    clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, kl_coef=0.05,
-                   entropy_coef=0.01)
+                   entropy_coef=0.01, token_sum_divisor=DIVISOR)
   # Every branch of the surrogate is exercised.
   cover = ("low", "high") + (("dual",) if dual_clip else ())
   inputs = make_inputs(cfg, seed=MATRIX.index((ratio_level, loss_agg, kl_estimator, clip,
@@ -223,7 +224,7 @@ def test_loss_and_gradient_match_numpy_reference(ratio_level, loss_agg, kl_estim
 
 @pytest.mark.parametrize("name", sorted(grpo.PRESETS))
 def test_presets_match_numpy_reference(name):
-  cfg = dataclasses.replace(grpo.PRESETS[name](), entropy_coef=0.01)
+  cfg = dataclasses.replace(grpo.PRESETS[name](), entropy_coef=0.01, token_sum_divisor=DIVISOR)
   # Spread the log-ratios across the preset's clip range (GSPO clips at 3e-4).
   spread = 3.0 * max(cfg.clip_low or 0.0, min(cfg.clip_high, 0.5))
   inputs = make_inputs(cfg, seed=7, spread=spread)
@@ -321,7 +322,7 @@ def toy_policy(seed, rows=16, cols=10, width=6, vocab=11):
 
 @pytest.mark.parametrize("loss_agg", grpo_config.LOSS_AGGS)
 def test_minibatch_gradients_sum_to_full_batch_gradient(loss_agg):
-  cfg = GRPOConfig(loss_agg=loss_agg, kl_coef=0.0)
+  cfg = GRPOConfig(loss_agg=loss_agg, kl_coef=0.0, token_sum_divisor=DIVISOR)
   weights, logprobs, old, mask, adv = toy_policy(seed=5)
   minibatches = jnp.arange(16).reshape(4, 4)  # Row indices of 4 minibatches.
 
@@ -425,11 +426,58 @@ def test_missing_reference_or_entropies_is_a_clear_error():
     ("dual_clip", 0.5, "dual_clip must be a number > 1"),
     ("kl_coef", -1.0, "kl_coef must be a finite number >= 0"),
     ("num_iterations", 0, "num_iterations must be an integer >= 1"),
+    ("tis_cap", 0.5, "tis_cap must be a number >= 1"),
+    ("old_logprobs", "policy", "accepted values: 'trainer', 'sampler'"),
+    ("token_sum_divisor", -1, "token_sum_divisor must be an integer >= 0"),
 ])
 def test_bad_config_is_a_clear_error(field, value, message):
   with pytest.raises(ValueError, match=message) as info:
     GRPOConfig(**{field: value})
   assert repr(value) in str(info.value)
+
+
+def test_dr_grpo_loss_does_not_depend_on_the_completion_axis_width():
+  # Trimming the completion axis to the longest completion (or padding it) must not change
+  # the objective: Dr. GRPO divides by a constant, not by the array width.
+  cfg = GRPOConfig(loss_agg="seq_mean_token_sum_norm", kl_coef=0.0, adv_scale="none",
+                   token_sum_divisor=40)
+  logp, old, _, _, adv, mask = make_inputs(cfg, seed=11)
+  trimmed, _ = grpo.policy_loss(jnp.asarray(logp), old, None, adv, mask, cfg=cfg)
+  for extra in (5, 30):  # The same completions in wider arrays (padding columns, mask 0).
+    pad = lambda x: np.concatenate([x, np.zeros((x.shape[0], extra), x.dtype)], axis=1)
+    wide, _ = grpo.policy_loss(jnp.asarray(pad(logp)), pad(old), None, adv, pad(mask), cfg=cfg)
+    assert float(wide) == pytest.approx(float(trimmed), rel=1e-6)
+  with pytest.raises(ValueError, match="token_sum_divisor, which is 0"):
+    grpo.policy_loss(jnp.asarray(logp), old, None, adv, mask,
+                     cfg=dataclasses.replace(cfg, token_sum_divisor=0))
+
+
+def test_truncated_importance_sampling_weights_each_token_by_capped_ratio():
+  cfg = GRPOConfig(kl_coef=0.0, loss_agg="token_mean", clip_low=None, clip_high=100.0,
+                   tis_cap=1.5)
+  logp, old, _, _, adv, mask = make_inputs(dataclasses.replace(cfg, tis_cap=None), seed=12)
+  rng = np.random.default_rng(0)
+  sampler_lp = (old - rng.normal(scale=0.5, size=old.shape)).astype(np.float32)
+  m = mask.astype(bool)
+  w = np.minimum(np.exp(old.astype(np.float64) - sampler_lp), 1.5)
+  ratio = np.exp(logp.astype(np.float64) - old)
+  terms = np.where(m, -w * ratio * adv[:, None], 0.0) / m.sum()
+  want = terms.sum()
+  fn = lambda lp: grpo.policy_loss(lp, old, None, adv, mask, cfg=cfg,
+                                   sampler_logprobs=sampler_lp)
+  (loss, metrics), grad = jax.value_and_grad(fn, has_aux=True)(jnp.asarray(logp))
+  assert_close(loss, want, scale=np.abs(terms).sum())
+  # The weight is a constant: the gradient is w * d(ratio * A), never through w.
+  assert_close(grad, terms)
+  raw = np.exp(old.astype(np.float64) - sampler_lp)[m]
+  assert float(metrics["tis/mean"]) == pytest.approx(w[m].mean(), rel=1e-5)
+  assert float(metrics["tis/max"]) == pytest.approx(raw.max(), rel=1e-5)
+  assert float(metrics["tis/capped_frac"]) == pytest.approx((raw > 1.5).mean(), abs=1e-7)
+  assert 0 < float(metrics["tis/capped_frac"]) < 1  # Both sides of the cap are exercised.
+  with pytest.raises(ValueError, match="tis_cap = 1.5 needs sampler_logprobs"):
+    grpo.policy_loss(jnp.asarray(logp), old, None, adv, mask, cfg=cfg)
+  with pytest.raises(ValueError, match="needs old_logprobs='trainer'"):
+    GRPOConfig(tis_cap=2.0, old_logprobs="sampler")
 
 
 def test_presets_carry_the_papers_values():

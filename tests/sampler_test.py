@@ -70,6 +70,11 @@ def _reference_probs(logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0):
   return out / out.sum()
 
 
+def _tempered_logprobs(logits, temperature=1.0, **_):
+  """log softmax(logits / T) in numpy: the logprob the sampler reports, whatever it truncates."""
+  return np.log(_np_softmax(np.asarray(logits, np.float64) / temperature))
+
+
 LOGITS = np.log(np.array([0.30, 0.22, 0.15, 0.11, 0.08, 0.06, 0.04, 0.03, 0.01]))
 
 
@@ -85,8 +90,10 @@ def test_sampled_frequencies_match_the_truncated_softmax(kw):
   probs = _reference_probs(LOGITS, **kw)
   tokens = np.asarray(tokens)
   _assert_frequencies(tokens, probs)
-  # The returned logprob is that of the distribution the token was drawn from.
-  np.testing.assert_allclose(np.asarray(logprobs), np.log(probs[tokens]), atol=1e-5)
+  # The returned logprob is of the tempered distribution before truncation (as TRL / veRL's
+  # trainers compute it), not of the truncated one the token was drawn from.
+  np.testing.assert_allclose(np.asarray(logprobs), _tempered_logprobs(LOGITS, **kw)[tokens],
+                             atol=1e-5)
 
 
 def _wide(peaks: dict[int, float], v: int = 3000, rest: float = -30.0) -> np.ndarray:
@@ -108,8 +115,8 @@ def test_top_p_over_a_wide_vocabulary_draws_from_the_nucleus_among_candidates():
         jax.random.key(2), jnp.tile(jnp.asarray(wide), (n, 1)))
     probs = _reference_probs(wide, **kw)
     _assert_frequencies(np.asarray(tokens), probs)
-    np.testing.assert_allclose(np.asarray(logprobs), np.log(probs[np.asarray(tokens)]),
-                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(logprobs),
+                               _tempered_logprobs(wide, **kw)[np.asarray(tokens)], atol=1e-5)
 
 
 def test_top_p_candidates_keep_the_tokens_the_full_sort_keeps():
@@ -119,8 +126,9 @@ def test_top_p_candidates_keep_the_tokens_the_full_sort_keeps():
   assert int(jnp.isfinite(full).sum(-1).max()) < sampling._TOP_P_CANDIDATES  # Candidate path.
   tokens, logprobs = jax.jit(lambda k, x: sampling.sample_token(k, x, **kw))(
       jax.random.key(7), logits)
-  want = jax.nn.log_softmax(full)[np.arange(64), tokens]
-  assert bool(jnp.all(jnp.isfinite(want)))  # Every drawn token is in the nucleus.
+  in_nucleus = jax.nn.log_softmax(full)[np.arange(64), tokens]
+  assert bool(jnp.all(jnp.isfinite(in_nucleus)))  # Every drawn token is in the nucleus.
+  want = jax.nn.log_softmax(logits / 0.6)[np.arange(64), tokens]
   np.testing.assert_allclose(logprobs, want, atol=1e-5)
 
 
@@ -132,7 +140,8 @@ def test_top_p_wider_than_the_candidates_falls_back_to_the_full_sort():
   got = sampling.sample_token(jax.random.key(8), logits, **kw)
   want = sampling._draw(jax.random.key(8), full)
   np.testing.assert_array_equal(got[0], want[0])
-  np.testing.assert_array_equal(got[1], want[1])
+  np.testing.assert_allclose(got[1], jax.nn.log_softmax(logits)[np.arange(8), got[0]],
+                             atol=1e-6)
 
 
 def test_greedy_is_argmax_with_the_model_logprob():
@@ -175,6 +184,35 @@ def _teacher_forced(params, cfg, prompt, completion):
 
 
 PROMPTS = [[5, 17, 2, 99, 2], [7, 1, 2, 3, 200, 2, 41, 9, 13, 2, 77]]  # 2 appears as a real token.
+
+
+@pytest.mark.parametrize("kw", [dict(temperature=0.6), dict(temperature=1.0),
+                                dict(temperature=1.3), dict(temperature=0.6, top_p=0.9),
+                                dict(temperature=1.3, top_k=20, min_p=0.05)])
+def test_sampler_logprobs_equal_the_trainers_at_the_sampling_temperature(params, kw):
+  # The trainer scores a rollout at its sampling temperature (train_step.completion_logprobs,
+  # the function the GRPO update, reference and pi_old use); top-k / top-p / min-p truncate
+  # what is drawn but not the distribution the logprob is of.
+  from r1jax import train_step
+  sc = SamplingConfig(max_new_tokens=10, prompt_multiple=8, **kw)
+  out = sampler.generate(params, PROMPTS, cfg=CFG, sampling=sc, key=jax.random.key(5),
+                         num_samples=2)
+  t_prompt = 16
+  tokens = np.zeros((4, t_prompt + 10), np.int32)
+  mask = np.zeros((4, t_prompt + 10), bool)
+  for row in range(4):
+    prompt = PROMPTS[row // 2]
+    tokens[row, t_prompt - len(prompt):t_prompt] = prompt
+    mask[row, t_prompt - len(prompt):] = True
+  tokens[:, t_prompt:] = np.asarray(out.tokens)
+  got = train_step.completion_logprobs(params, jnp.asarray(tokens), jnp.asarray(mask), cfg=CFG,
+                                       t_new=10, temperature=kw["temperature"])
+  np.testing.assert_allclose(out.logprobs, got, atol=LOGPROB_TOL)
+  # Not vacuous: the untempered logprobs differ (the temperature is not 1).
+  if kw["temperature"] != 1.0:
+    plain = train_step.completion_logprobs(params, jnp.asarray(tokens), jnp.asarray(mask),
+                                           cfg=CFG, t_new=10)
+    assert float(jnp.max(jnp.abs(plain - got))) > 100 * LOGPROB_TOL
 
 
 def test_logprobs_equal_teacher_forced_logprobs(params):
