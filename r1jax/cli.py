@@ -6,7 +6,18 @@ Each subcommand parses its flags here and calls library functions; no maths live
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+
+def _path_or_name(text: str) -> str:
+  """An existing file or folder as an absolute path; anything else (a known name, a hub id)
+  unchanged.
+
+  Every command that takes a model or a run's workdir reads it through this, once, here: the
+  libraries below (orbax among them) then never see a path relative to the shell's directory.
+  """
+  return os.path.abspath(text) if os.path.exists(text) else text
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -60,8 +71,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _add_eval(sub) -> None:
   p = sub.add_parser("eval", help="pass@1 over k samples, cons@k, pass@k with 95%% intervals, "
                      "and the R1 length / reflective-word analyses")
-  p.add_argument("--model", help="a GGUF file, HF folder, hub id, known name "
-                 "(smollm2-135m) or the workdir of an `r1jax train` run (its newest checkpoint)")
+  p.add_argument("--model", type=_path_or_name, help="a GGUF file, HF folder, hub id, known "
+                 "name (smollm2-135m) or the workdir of an `r1jax train` run (its newest "
+                 "checkpoint, tokenizer and chat setting)")
   p.add_argument("--task", help="gsm8k, math, aime, countdown, arithmetic or miniature "
                  "(default: the workdir's task)")
   p.add_argument("--data", help="the task's data file (.jsonl or .parquet)")
@@ -108,7 +120,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _add_plot(sub) -> None:
   p = sub.add_parser("plot", help="draw a run's accuracy, reward and length curves as PNGs")
-  p.add_argument("workdir", help="the run's directory (holds metrics.jsonl); PNGs go there")
+  p.add_argument("workdir", type=_path_or_name,
+                 help="the run's directory (holds metrics.jsonl); PNGs go there")
   p.set_defaults(func=_cmd_plot)
 
 
@@ -117,8 +130,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
   import dataclasses
   import time
   import jax
-  from r1jax import fetch, models, sampler
-  from r1jax.tokenizer import load_tokenizer
+  from r1jax import eval_run, fetch, sampler
   # Check the flags before the (slow) model load.
   sampling = sampler.SamplingConfig(
       temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
@@ -127,9 +139,13 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     raise ValueError(f"--num-samples must be a positive integer, got {args.num_samples}")
   path = fetch.resolve_model_path(args.model)
   print(f"loading {path}", file=sys.stderr, flush=True)
-  tok = load_tokenizer(path)
-  cfg, params = models.load(path)
-  if args.chat:
+  # A training workdir loads as eval loads it: newest checkpoint, its tokenizer, its chat setting.
+  loaded = eval_run.load_model(path)
+  tok, cfg, params = loaded.tokenizer, loaded.model_cfg, loaded.params
+  chat = args.chat
+  if chat is None:
+    chat = loaded.run_config.chat if loaded.run_config is not None else False
+  if chat:
     prompt = tok.apply_chat_template([{"role": "user", "content": args.prompt}], tokenize=True)
   else:
     prompt = tok.encode(args.prompt, add_special_tokens=True)
@@ -158,11 +174,13 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 def _add_sample(sub) -> None:
   p = sub.add_parser("sample", help="generate completions for a prompt")
-  p.add_argument("--model", required=True,
-                 help="a GGUF file, HF folder, hub id or known name (smollm2-135m)")
+  p.add_argument("--model", required=True, type=_path_or_name,
+                 help="a GGUF file, HF folder, hub id, known name (smollm2-135m) or the workdir "
+                 "of an `r1jax train` run (its newest checkpoint and tokenizer)")
   p.add_argument("--prompt", required=True, help="the prompt text")
-  p.add_argument("--chat", action="store_true",
-                 help="wrap the prompt as a user turn in the model's chat template")
+  p.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
+                 help="wrap the prompt as a user turn in the model's chat template (default: "
+                 "off; a workdir's own setting)")
   p.add_argument("--max-new-tokens", type=int, default=256, help="completion budget (256)")
   p.add_argument("--temperature", type=float, default=1.0,
                  help="sampling temperature; 0 = greedy (default 1)")
@@ -180,7 +198,9 @@ def _add_sample(sub) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+  import time
   from r1jax import experiment
+  t0 = time.perf_counter()
   module = experiment.load_experiment(args.experiment)
   cfg = experiment.resolve_config(module, debug=args.debug, overrides=args.set)
   workdir = args.workdir or experiment.default_workdir(args.experiment, args.debug)
@@ -207,8 +227,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not (multi and isinstance(e, jax.errors.JaxRuntimeError)):
       raise
     _exit_multiprocess_failure(e)
-  print(f"workdir: {workdir}")
+  _print_summary(workdir, time.perf_counter() - t0)
   return 0
+
+
+def _print_summary(workdir: str, wall_s: float) -> None:
+  """The run's last lines: held-out before -> after, wall time, files, next commands."""
+  import jax
+  from r1jax import run_summary
+  if jax.process_index() != 0:
+    return
+  try:
+    text = run_summary.summarize(workdir, wall_s)
+  except FileNotFoundError:  # An experiment's own main() may write no metrics.jsonl.
+    text = f"finished: {workdir}"
+  sys.stderr.flush()  # After the progress bars, not interleaved with them.
+  print(text, flush=True)
 
 
 def _exit_multiprocess_failure(error: Exception) -> None:

@@ -66,7 +66,8 @@ def restore_params(workdir: str | os.PathLike, model_cfg: ModelConfig,
   Only the "params" entry is read (not the optimizer state or the reference params), into a
   single local device, in the dtypes of `model_cfg`.
   """
-  root = pathlib.Path(workdir) / "checkpoints"
+  # Absolute: orbax refuses relative checkpoint paths ("Checkpoint path should be absolute").
+  root = pathlib.Path(workdir).absolute() / "checkpoints"
   # Complete steps are integer-named folders; orbax writes unfinished ones under tmp names.
   steps = sorted(int(p.name) for p in root.iterdir()
                  if p.name.isdigit() and (p / _ARRAYS_ITEM).is_dir()) if root.is_dir() else []
@@ -92,7 +93,7 @@ def restore_params(workdir: str | os.PathLike, model_cfg: ModelConfig,
 def load_model(spec: str | os.PathLike) -> LoadedModel:
   """A model by path, hub id, known name, or training workdir (its newest checkpoint)."""
   if is_workdir(spec):
-    workdir = pathlib.Path(spec)
+    workdir = pathlib.Path(spec).absolute()
     run_cfg = config_lib.from_json(Config, (workdir / "config.json").read_text())
     model_cfg = config_lib.from_json(ModelConfig, (workdir / "model_config.json").read_text())
     tok_path = run_cfg.tokenizer_path or run_cfg.model_path
