@@ -341,6 +341,14 @@ class Progress:
     """Prints a line above the bar without breaking it."""
     self._bar.write(message, file=self._file)
 
+  def external_write(self):
+    """A context in which others may print to the console: the bar is cleared, then redrawn.
+
+    For callbacks that print on their own (e.g. `MetricsWriter.log_console` from SFT, whose
+    writer has no bar yet) so their lines do not land in the middle of the bar.
+    """
+    return self._bar.external_write_mode(file=self._file)
+
   def close(self) -> None:
     self._bar.close()
 

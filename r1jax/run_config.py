@@ -49,12 +49,27 @@ class OptimConfig:
 class SFTConfig:
   """R1's stage 1 (cold start): supervised fine-tuning on prompt/completion text before RL."""
 
-  steps: int = 0  # Optimizer steps of SFT; 0 skips the stage.
+  steps: int = 0  # Optimizer steps of SFT (the cap when stop_accuracy is set); 0 skips it.
   data: str = ""  # A JSONL file with prompt and completion fields, or "miniature".
   data_args: dict[str, Any] = dataclasses.field(default_factory=dict)  # Args of the data source.
   batch_size: int = 64  # Rows per SFT step.
   optim: OptimConfig = OptimConfig(lr=1e-5)  # Its own optimizer (fresh for the RL stage).
   split_by_style: bool = True  # Batch rows of one "style" together so short rows are not padded.
+  # Stop early once held-out rows of `stop_style` are right this often under teacher forcing
+  # (every completion token after the first, which picks the style, is the argmax); 0 = never.
+  stop_accuracy: float = 0.0
+  stop_style: str = ""  # The style the criterion measures ("" = all held-out rows).
+  min_steps: int = 0  # Never stop before this step (the criterion is not checked earlier).
+  check_every: int = 25  # Check the criterion every this many steps.
+  heldout_rows: int = 256  # Held-out rows of the criterion (of `stop_style` when set).
+  heldout_data: str = ""  # Held-out JSONL file; "" = the miniature text drawn with another seed.
+
+  def __post_init__(self):
+    if not 0 <= self.stop_accuracy <= 1:
+      raise ValueError(f"SFTConfig.stop_accuracy must be in [0, 1], got {self.stop_accuracy!r}")
+    if self.check_every < 1 or self.heldout_rows < 1:
+      raise ValueError(f"SFTConfig.check_every and heldout_rows must be >= 1, got "
+                       f"{self.check_every!r} and {self.heldout_rows!r}")
 
 
 @dataclasses.dataclass(frozen=True)

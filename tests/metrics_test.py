@@ -167,3 +167,19 @@ def test_writer_progress_starts_at_the_resumed_step_and_logs_lines(tmp_path, cap
     writer.progress(1, 2, {"reward/mean": 0.5})
     writer.log_console("hidden")
   assert capsys.readouterr().err == ""
+
+
+def test_lines_printed_by_others_inside_external_write_start_on_a_cleared_line():
+  out = io.StringIO()
+  with metrics.Progress(10, file=out, desc="sft") as bar:
+    bar.update(3, {"loss": 0.5})
+    with bar.external_write():
+      out.write("sft 3/10  sft/loss=0.5\n")
+    bar.update(4)
+  text = out.getvalue()
+  before, line, after = text.partition("sft 3/10  sft/loss=0.5\n")
+  assert line
+  # The bar was cleared first (the line starts at column 0, not after the bar's text) ...
+  assert before.rsplit("\r", 1)[-1].strip() == ""
+  # ... and drawn again after it.
+  assert "4/10" in after
