@@ -33,6 +33,8 @@ EXTRAS = {
     "notebooks": ["matplotlib>=3.8,<4", "jupyter>=1.0,<2"],
     "gpu": ["jax[cuda12]>=0.7.0,<0.11"],
     "tpu": ["jax[tpu]>=0.7.0,<0.11"],
+    # The math-verify grading backend (rewards.math_verify_backend); tested with 0.9.0.
+    "mathverify": ["math-verify[antlr4_13_2]>=0.9.0,<0.10"],
     # Parity scripts and benchmarks against Hugging Face; never imported by the package.
     "parity": ["torch>=2.4", "transformers>=4.50", "accelerate>=1.0", "trl>=1.10,<2"],
 }

@@ -28,10 +28,12 @@ import threading
 from typing import Any, Mapping, Optional
 
 from r1jax.rewards import math_normalize as mn
+from r1jax.rewards import math_verify_backend
 from r1jax.rewards.math_boxed import last_boxed
 from r1jax.rewards import timeout as timeout_lib
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_TIMEOUT_S",
     "MathAccuracy",
     "extract_answer",
@@ -42,6 +44,7 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT_S = 3.0
+BACKENDS = ("r1jax", "math_verify")
 _SYMBOLIC_TARGET = "r1jax.rewards.math_symbolic:equal_strings"
 # A minus is a sign only where it cannot be a dash: not after a word character, a closing
 # bracket or a dot ("10-15", "2024-05-12", "x-3", "(a)-2" are ranges, dates, differences).
@@ -56,7 +59,7 @@ _CACHE_SIZE = 1 << 16
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _stats = {"symbolic_calls": 0, "timeouts": 0, "worker_errors": 0}
-_cache: dict[tuple[str, str], bool] = {}
+_cache: dict[tuple[str, ...], bool] = {}
 
 
 def grading_stats() -> dict[str, int]:
@@ -159,15 +162,41 @@ def _symbolic_equal(p: str, g: str, timeout_s: float) -> bool:
   return result
 
 
+def _math_verify_equal(p: str, g: str, timeout_s: float) -> bool:
+  key = ("math_verify", p, g)
+  with _lock:
+    if key in _cache:
+      return _cache[key]
+    _stats["symbolic_calls"] += 1
+  try:
+    result = math_verify_backend.equal(p, g, timeout_s)
+  except timeout_lib.GradingTimeout:
+    _count("timeouts")
+    return False
+  except timeout_lib.WorkerError as e:
+    _count("worker_errors")
+    _log.debug("math-verify failed for %r vs %r: %s", p[:80], g[:80], e)
+    result = False
+  with _lock:
+    if len(_cache) >= _CACHE_SIZE:
+      _cache.clear()
+    _cache[key] = result
+  return result
+
+
 def is_equivalent(pred: Optional[str], gold: Any, *,
-                  timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
+                  timeout_s: float = DEFAULT_TIMEOUT_S, backend: str = "r1jax") -> bool:
   """Whether answer `pred` is mathematically equivalent to the reference `gold`.
 
   Args:
     pred: an extracted answer (None scores False).
     gold: the reference answer (numbers are converted with str).
     timeout_s: hard limit on the symbolic stage; past it the answer is not equivalent.
+    backend: "r1jax" (the rules of `rewards.math_normalize`, then sympy) or "math_verify"
+      (`rewards.math_verify_backend`, the grader of open-r1 / lighteval / TRL).
   """
+  if backend not in BACKENDS:
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
   if pred is None:
     return False
   if timeout_s <= 0:
@@ -175,6 +204,8 @@ def is_equivalent(pred: Optional[str], gold: Any, *,
   pred, gold = str(pred), str(gold)
   if len(pred) > mn.MAX_ANSWER_CHARS:
     return False
+  if backend == "math_verify":
+    return _math_verify_equal(pred.strip(), gold.strip(), timeout_s)
   if len(gold) > mn.MAX_ANSWER_CHARS:
     return pred.strip() == gold.strip()
   p, g = mn.normalize(pred), mn.normalize(gold)
@@ -192,13 +223,15 @@ def is_equivalent(pred: Optional[str], gold: Any, *,
 
 
 def math_reward(completion: str, gold: Any, *, strict: bool = True,
-                timeout_s: float = DEFAULT_TIMEOUT_S) -> float:
+                timeout_s: float = DEFAULT_TIMEOUT_S, backend: str = "r1jax") -> float:
   """1.0 when the completion's final answer is equivalent to `gold`, else 0.0.
 
-  `gold` may be the bare answer or a reference solution ending in `\\boxed{}` or `#### N`.
+  `gold` may be the bare answer or a reference solution ending in `\\boxed{}` or `#### N`;
+  `backend` as in `is_equivalent`.
   """
   pred = extract_answer(completion, strict=strict)
-  return 1.0 if is_equivalent(pred, gold_answer(gold), timeout_s=timeout_s) else 0.0
+  return 1.0 if is_equivalent(pred, gold_answer(gold), timeout_s=timeout_s,
+                              backend=backend) else 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,9 +240,14 @@ class MathAccuracy:
   gold_key: str = "answer"
   strict: bool = True
   timeout_s: float = DEFAULT_TIMEOUT_S
+  backend: str = "r1jax"  # Or "math_verify": the same extraction, math-verify's verdict.
+
+  def __post_init__(self):
+    if self.backend not in BACKENDS:
+      raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}.")
 
   def __call__(self, completion: str, example: Mapping[str, Any]) -> float:
     if self.gold_key not in example:
       raise KeyError(f"example has no field {self.gold_key!r} (fields: {sorted(example)}).")
     return math_reward(completion, example[self.gold_key], strict=self.strict,
-                       timeout_s=self.timeout_s)
+                       timeout_s=self.timeout_s, backend=self.backend)

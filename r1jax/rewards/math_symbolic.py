@@ -13,7 +13,7 @@ expressions with symbols compare at five fixed rational probe points of both sig
 `\\sqrt{x^2}` == |x| but |x| != x), with `simplify` as a last resort when fewer than three
 points are defined. Equations are equal when their sides' differences are proportional
 (`2x+2y=2` == `x+y=1`); inequalities when proportional by a positive factor after flipping `>`
-to `<`. An unparsable leaf compares as text, case-insensitively and ignoring spaces.
+to `<`; relations without unknowns only when they relate the same values ("1=2" != "3=4"). An unparsable leaf compares as text, case-insensitively and ignoring spaces.
 """
 
 from __future__ import annotations
@@ -108,6 +108,14 @@ def _relation_equal(a: tuple, b: tuple) -> bool:
   opb, db = canonical(b)
   if opa != opb:
     return False
+  if not (getattr(da, "free_symbols", None) or getattr(db, "free_symbols", None)):
+    # Statements without unknowns: proportional differences would make "1=2" equal "3=4";
+    # they are the same answer only when they relate the same two values.
+    def sides(rel):
+      _, op, lhs, rhs = rel
+      return (rhs, lhs) if op in (">", ">=") else (lhs, rhs)
+    (la, ra), (lb, rb) = sides(a), sides(b)
+    return expr_equal(la, lb) and expr_equal(ra, rb)
   return _proportional(da, db, positive=opa not in ("=", "!="))
 
 

@@ -31,7 +31,7 @@ import json
 import os
 import queue
 import resource
-import select
+import selectors
 import subprocess
 import sys
 import threading
@@ -100,7 +100,10 @@ class _Worker:
       remaining = deadline - time.monotonic()
       if remaining <= 0:
         return None
-      readable, _, _ = select.select([fd], [], [], remaining)
+      # selectors (epoll/poll), not select.select: a large process has fds >= 1024.
+      with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        readable = sel.select(remaining)
       if not readable:
         return None
       chunk = os.read(fd, 65536)
