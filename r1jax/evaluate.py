@@ -3,13 +3,16 @@
 Place in the pipeline: after (or, through `r1jax.train`, during) training; `r1jax eval` runs it.
 For each question the model samples k completions (temperature 0.6, top-p 0.95 in R1) through
 the same `rollout.collect` the trainer uses, so prompts, decoding and grading are the training
-ones. From the [Q, k] correctness matrix of each accuracy (strict and lenient for maths tasks):
+ones. A sample is correct only at full credit (score 1; partial-credit scores are averaged
+under their own key, `mean_score`). From the [Q, k] correctness matrix of each accuracy
+(strict and lenient for maths tasks):
   * pass@1 = the mean correctness of the k samples, averaged over questions;
   * pass@j for j <= k, unbiased: mean over questions of 1 - C(n-c, j) / C(n, j) (Chen et al.
     2021), with n = k samples of which c are correct (`pass_at_k`);
   * cons@k = the correctness of the majority answer: final answers are extracted the way the
     grader extracts them, equivalent answers vote together, abstentions (no answer) do not vote,
-    ties go to the answer that appeared first (`majority_vote`);
+    ties go to the answer that appeared first (`majority_vote`); Countdown votes on the value
+    of each equation, so different right equations vote together;
   * 95% bootstrap intervals, resampling questions (AIME has 30: one question is 3.3 points),
     reproducible by seed (`bootstrap_ci`);
   * the same per difficulty level when the examples carry a `level` (MATH);
@@ -48,8 +51,9 @@ from r1jax.rewards import countdown as countdown_lib
 from r1jax.rewards import math as math_lib
 from r1jax.rewards import math_normalize
 
-__all__ = ["Report", "Voter", "bootstrap_ci", "evaluate", "majority_vote", "pass_at_k",
-           "rebuild", "summarize", "summarize_records", "voters_for"]
+__all__ = ["FULL_CREDIT", "Report", "Voter", "bootstrap_ci", "countdown_value", "evaluate",
+           "full_credit", "majority_vote", "pass_at_k", "rebuild", "summarize",
+           "summarize_records", "voters_for"]
 
 REPORT_FILE = "report.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -57,6 +61,7 @@ SAMPLES_FILE = "samples.jsonl"
 JOURNAL_FILE = "samples.partial.jsonl"
 _NO_SHAPING = GRPOConfig(kl_coef=0.0)  # Evaluation scores the task reward only.
 _VOTE_TIMEOUT_S = 1.0  # Symbolic equivalence between two sampled answers; past it they differ.
+FULL_CREDIT = 1.0  # The score at which a sample counts as correct (see `full_credit`).
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -156,6 +161,21 @@ def _miniature_answer(response: str) -> str | None:
   return m.group(1) if m else None
 
 
+def countdown_value(response: str) -> str | None:
+  """The value of a Countdown response's equation (exact, as a fraction's text), or None.
+
+  cons@k votes on values, not equation texts: `(3+5)*3` and `3*(5+3)` are one answer.
+  """
+  equation = countdown_lib.extract_equation(response)
+  if equation is None:
+    return None
+  try:
+    value, _ = countdown_lib.evaluate_equation(equation)
+  except (ValueError, ZeroDivisionError, ArithmeticError):
+    return None
+  return str(value)
+
+
 def voters_for(task: Task) -> dict[str, Voter]:
   """A Voter for each accuracy of `task` whose answer can be extracted (others get no cons@k).
 
@@ -167,7 +187,7 @@ def voters_for(task: Task) -> dict[str, Voter]:
     if isinstance(fn, math_lib.MathAccuracy):
       out[name] = Voter(functools.partial(math_lib.extract_answer, strict=fn.strict), _same_math)
     elif isinstance(fn, countdown_lib.CountdownAccuracy):
-      out[name] = Voter(countdown_lib.extract_equation, _same_text)
+      out[name] = Voter(countdown_value, _same_text)
     elif task.name == "miniature":
       from r1jax.data import miniature  # pylint: disable=g-import-not-at-top
       if fn is miniature.answer_reward:
@@ -188,7 +208,7 @@ def summarize(correct: Mapping[str, np.ndarray], cons: Mapping[str, np.ndarray],
     c = np.asarray(c, np.float64)
     q, k = c.shape
     ks = sorted({2 ** i for i in range(int(math.log2(k)) + 1)} | {k})
-    counts = (c > 0).sum(1)
+    counts = (c >= FULL_CREDIT).sum(1)
     m: dict[str, Any] = {}
     for j in ks:
       per_q = np.array([pass_at_k(k, int(n), j) for n in counts])
@@ -294,11 +314,19 @@ def _jsonable(x: Any) -> Any:
   return str(x)
 
 
-def _grades(ro: rollout_lib.Rollouts) -> dict[str, np.ndarray]:
-  """accuracy name -> [P, R] 0/1; tasks without accuracy functions use their accuracy reward."""
+def _scores(ro: rollout_lib.Rollouts) -> dict[str, np.ndarray]:
+  """accuracy name -> [P, R] raw scores; tasks without accuracy functions use their accuracy
+  reward."""
   if ro.accuracy:
-    return {k: (np.asarray(v) > 0).astype(np.float64) for k, v in ro.accuracy.items()}
-  return {"accuracy": (np.asarray(ro.rewards["accuracy"]) > 0).astype(np.float64)}
+    return {k: np.asarray(v, np.float64) for k, v in ro.accuracy.items()}
+  return {"accuracy": np.asarray(ro.rewards["accuracy"], np.float64)}
+
+
+def full_credit(scores: np.ndarray) -> np.ndarray:
+  """0/1 correctness: a sample is correct only at full credit (score >= 1). Partial credit
+  (TinyZero's 0.1 format score, a fraction of code tests passed) is not a correct answer; its
+  mean is reported on its own, as `mean_score`."""
+  return (np.asarray(scores, np.float64) >= FULL_CREDIT).astype(np.float64)
 
 
 def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
@@ -373,8 +401,9 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
                              grpo_cfg=_NO_SHAPING, key=jax.random.fold_in(key, b),
                              num_samples=k, chat=chat)
     ro = ro.select_groups(np.arange(width) < n)
-    g = _grades(ro)
-    batch = [_question_record(start + p, ex, ro, p, g, voters, task)
+    raw = _scores(ro)
+    g = {name: full_credit(v) for name, v in raw.items()}
+    batch = [_question_record(start + p, ex, ro, p, g, voters, task, raw)
              for p, ex in enumerate(chunk)]
     records += batch
     if log is not None:
@@ -422,6 +451,11 @@ def summarize_records(records: Sequence[Mapping[str, Any]], *, max_new_tokens: i
           for n in names if n in records[0].get("cons", {})}
   stats = dict(num_resamples=num_resamples, seed=seed, confidence=confidence)
   metrics = summarize(correct, cons, **stats)
+  if all("scores" in s for r in records for s in r["samples"]):
+    for n in names:  # Partial credit, on its own key: never part of pass@k or cons@k.
+      per_q = np.array([np.mean([s["scores"][n] for s in r["samples"]]) for r in records])
+      metrics[n]["mean_score"] = float(per_q.mean())
+      metrics[n]["mean_score_ci"] = list(bootstrap_ci(per_q, **stats))
   levels = {}
   level_of = [r.get("level") for r in records]
   for level in sorted({lv for lv in level_of if lv is not None}, key=str):
@@ -434,13 +468,13 @@ def summarize_records(records: Sequence[Mapping[str, Any]], *, max_new_tokens: i
   lengths = np.array([s["length"] for s in samples], np.int64)
   finished = np.array([s["finished"] for s in samples], bool)
   main = "strict" if "strict" in correct else names[0]
-  analysis = analysis_lib.r1_analysis(completions, lengths, correct[main].reshape(-1) > 0,
+  analysis = analysis_lib.r1_analysis(completions, lengths, correct[main].reshape(-1) >= FULL_CREDIT,
                                       finished, max_new_tokens=max_new_tokens)
   analysis["correct_by"] = main
   # The correct-vs-wrong split by every accuracy: a model that ignores the answer format has
   # no strict-correct answers, and its lenient split is the informative one.
   analysis["by_accuracy"] = {n: analysis_lib.correct_vs_wrong(
-      completions, lengths, correct[n].reshape(-1) > 0) for n in names}
+      completions, lengths, correct[n].reshape(-1) >= FULL_CREDIT) for n in names}
   return metrics, levels, analysis
 
 
@@ -516,7 +550,8 @@ def _questions_digest(examples: Sequence[Example], task: Task, tokenizer: Any,
 
 def _question_record(index: int, ex: Example, ro: rollout_lib.Rollouts, p: int,
                      grades: Mapping[str, np.ndarray], voters: Mapping[str, Voter],
-                     task: Task) -> dict[str, Any]:
+                     task: Task, scores: Mapping[str, np.ndarray] | None = None
+                     ) -> dict[str, Any]:
   """One line of samples.jsonl: the question, its gold, every sample, and the majority vote."""
   r = ro.num_samples
   samples, answers = [], {name: [] for name in voters}
@@ -526,6 +561,8 @@ def _question_record(index: int, ex: Example, ro: rollout_lib.Rollouts, p: int,
     sample = {"completion": text, "length": int(ro.lengths[row]),
               "finished": bool(ro.finished[row]),
               "grades": {name: float(v[p, j]) for name, v in grades.items()}, "answers": {}}
+    if scores is not None:
+      sample["scores"] = {name: float(v[p, j]) for name, v in scores.items()}
     for name, voter in voters.items():
       answers[name].append(voter.extract(task.response(text)))
       sample["answers"][name] = answers[name][-1]

@@ -222,7 +222,7 @@ def test_position_round_trips_through_json_and_resumes_exactly():
   stream = sources.ExampleStream(src, seed=5, process_index=1, process_count=2)
   _ids(stream, 5)  # Crosses the epoch boundary (this shard has 3 examples an epoch).
   saved = json.loads(json.dumps(stream.position))
-  assert saved == {"seed": 5, "epoch": 1, "index": 2}
+  assert saved == {"seed": 5, "epoch": 1, "index": 2, "source": src.fingerprint}
   expected = _ids(stream, 8)
   resumed = sources.ExampleStream(src, seed=5, process_index=1, process_count=2)
   resumed.restore(saved)
@@ -251,6 +251,25 @@ def test_restore_rejects_foreign_positions():
     stream.restore({"epoch": 0, "index": 0})
   with pytest.raises(ValueError, match="past the end"):
     stream.restore({"seed": 1, "epoch": 0, "index": 9})
+
+
+def test_a_position_refuses_edited_data(tmp_path):
+  path = tmp_path / "data.jsonl"
+  rows = [{"question": f"q{i}", "answer": str(i)} for i in range(6)]
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  fields = {"question": "question", "answer": "answer"}
+  stream = sources.ExampleStream(sources.read_jsonl(path, fields), seed=3)
+  _ids(stream, 2)
+  saved = json.loads(json.dumps(stream.position))
+  same = sources.ExampleStream(sources.read_jsonl(path, fields), seed=3)
+  same.restore(saved)  # The same file: fine.
+  rows[4]["answer"] = "40"
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  edited = sources.ExampleStream(sources.read_jsonl(path, fields), seed=3)
+  with pytest.raises(ValueError, match="the data changed since the checkpoint"):
+    edited.restore(saved)
+  # Positions saved before fingerprints existed still load.
+  edited.restore({k: v for k, v in saved.items() if k != "source"})
 
 
 def test_bad_stream_options_are_rejected():

@@ -119,6 +119,32 @@ def test_summarize_on_a_hand_made_correctness_matrix():
                     "cons@4", "cons@4_ci"}
 
 
+def test_only_full_credit_counts_as_correct_and_partial_credit_has_its_own_key():
+  scores = np.array([[0.1, 1.0], [0.1, 0.1]])  # TinyZero's format score 0.1 is not correct.
+  np.testing.assert_array_equal(ev.full_credit(scores), [[0, 1], [0, 0]])
+  m = ev.summarize({"accuracy": scores}, {})["accuracy"]
+  assert m["pass@1"] == pytest.approx(0.25) and m["pass@2"] == pytest.approx(0.5)
+  records = [{"samples": [{"grades": {"accuracy": float(g)}, "scores": {"accuracy": float(x)},
+                           "completion": "x", "length": 1, "finished": True}
+                          for g, x in zip(ev.full_credit(row), row)], "cons": {}}
+             for row in scores]
+  metrics, _, _ = ev.summarize_records(records, max_new_tokens=4)
+  assert metrics["accuracy"]["pass@1"] == pytest.approx(0.25)
+  assert metrics["accuracy"]["mean_score"] == pytest.approx(0.325)
+
+
+def test_countdown_cons_votes_on_the_equation_value():
+  equations = ["3+5+3", "(3+5)*3", "3*(5+3)", "5*3+3*3", "3 + 5 + 3"]
+  values = [ev.countdown_value(f"<answer>{e}</answer>") for e in equations]
+  assert values == ["11", "24", "24", "24", "11"]
+  # By text, "3+5+3" would win with 2 votes; by value 24 wins with 3.
+  assert ev.majority_vote(values, same=lambda a, b: a == b) == (1, 3)
+  assert ev.countdown_value("<answer>1/0</answer>") is None
+  assert ev.countdown_value("<answer>import os</answer>") is None
+  assert ev.countdown_value("no answer") is None
+  assert ev.countdown_value("<answer>7/2</answer>") == "7/2"
+
+
 # --- R1 analyses ----------------------------------------------------------------------------
 
 def test_reflective_words_count_whole_words_in_any_case_per_1k_tokens():

@@ -15,6 +15,7 @@ hours into a run.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
@@ -55,6 +56,18 @@ class Source:
 
   def __getitem__(self, index: int) -> Example:
     raise NotImplementedError
+
+  @property
+  def fingerprint(self) -> str:
+    """A short digest of what the source holds; stream positions carry it, so a run resumed
+    on edited data fails instead of silently taking other examples. Subclasses that read
+    data hash their content; the default names the type, name and size."""
+    return _digest([type(self).__name__, self.name, self.size])
+
+
+def _digest(value: Any) -> str:
+  text = json.dumps(value, sort_keys=True, default=repr, ensure_ascii=False)
+  return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _check_fields(fields: FieldMap) -> None:
@@ -114,9 +127,17 @@ class RecordSource(Source):
     self.name = name
     self.size = len(examples)
     self._examples = list(examples)
+    self._fingerprint: str | None = None  # Computed on first use (hashing reads every example).
 
   def __getitem__(self, index: int) -> Example:
     return dict(self._examples[index])  # A copy: callers may annotate their example.
+
+  @property
+  def fingerprint(self) -> str:
+    """sha256 (16 hex digits) of every example, in order: any edit of the data changes it."""
+    if self._fingerprint is None:
+      self._fingerprint = _digest(self._examples)
+    return self._fingerprint
 
   def filter(self, keep: Callable[[Example], bool], *, name: str | None = None) -> RecordSource:
     """A new source with the examples for which `keep` is true (e.g. MATH levels 3-5)."""
@@ -278,8 +299,9 @@ class ExampleStream:
   processes may end with batches of different sizes: pad before a collective step.
   Unbounded sources (generators) are read at indices p, p + n, ... and stay in epoch 0; their
   examples are fixed by the generator's own seed, and `seed`/`num_epochs` do not apply.
-  `position` = {"seed", "epoch", "index"} (index = examples this process has taken in the
-  epoch) is all that a checkpoint needs; `restore` puts the stream back exactly.
+  `position` = {"seed", "epoch", "index", "source"} (index = examples this process has taken
+  in the epoch; source = the source's fingerprint) is all that a checkpoint needs; `restore`
+  puts the stream back exactly, and refuses a position taken from different data.
   """
 
   def __init__(self, source: Source, *, seed: int = 0, shuffle: bool = True,
@@ -310,15 +332,23 @@ class ExampleStream:
     return order[self.process_index::self.process_count]
 
   @property
-  def position(self) -> dict[str, int]:
-    """Where the stream stands: {"seed", "epoch", "index"}, JSON-able, for checkpoints."""
-    return {"seed": self.seed, "epoch": self._epoch, "index": self._index}
+  def position(self) -> dict[str, Any]:
+    """Where the stream stands: {"seed", "epoch", "index", "source"}, JSON-able."""
+    return {"seed": self.seed, "epoch": self._epoch, "index": self._index,
+            "source": self.source.fingerprint}
 
   def restore(self, position: Mapping[str, Any]) -> None:
     """Continues from a `position` saved by a stream over the same source and seed."""
-    if not isinstance(position, Mapping) or set(position) != {"seed", "epoch", "index"}:
-      raise ValueError(f"a stream position is a dict with keys seed, epoch, index; got "
-                       f"{position!r}")
+    # "source" is absent from positions saved before fingerprints existed; those still load.
+    if not isinstance(position, Mapping) or not (
+        {"seed", "epoch", "index"} <= set(position) <= {"seed", "epoch", "index", "source"}):
+      raise ValueError(f"a stream position is a dict with keys seed, epoch, index and source; "
+                       f"got {position!r}")
+    if "source" in position and position["source"] != self.source.fingerprint:
+      raise ValueError(f"position was saved from data with fingerprint {position['source']!r}, "
+                       f"but {self.source.name!r} now has fingerprint "
+                       f"{self.source.fingerprint!r}: the data changed since the checkpoint; "
+                       f"restore the original data or start a new run")
     if position["seed"] != self.seed:
       raise ValueError(f"position was saved with seed {position['seed']}, but this stream has "
                        f"seed {self.seed}; build the stream with the saved seed")

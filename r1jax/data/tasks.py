@@ -39,6 +39,7 @@ __all__ = [
     "TASKS",
     "Task",
     "aime_fields",
+    "check_eval_split",
     "get_task",
     "gsm8k_fields",
     "gsm8k_gold",
@@ -270,6 +271,50 @@ def get_task(name: str, **kwargs: Any) -> Task:
     raise ValueError(f"task {name!r} has no option {unknown[0]!r}; its options are "
                      f"{sorted(params)}")
   return factory(**kwargs)
+
+
+# Options that change how a task's examples are shown or scored, not which examples it holds;
+# and `size`, which only cuts a generator's stream (its i-th example depends on the seed only).
+_PRESENTATION_OPTIONS = frozenset({"template", "format_weight", "format_kind", "tfds_data_dir",
+                                   "size"})
+
+
+def check_eval_split(task_name: str, task_args: Mapping[str, Any],
+                     eval_task_args: Mapping[str, Any]) -> None:
+  """Refuses an in-training evaluation that would run on the training examples themselves.
+
+  The trainer evaluates `get_task(task_name, **{**task_args, **eval_task_args})`. That is
+  the training data (or a part of it) when every option that selects examples (all but
+  template, format_weight, format_kind, tfds_data_dir and size; defaults filled in from the
+  task's signature; file paths compared after resolving links) is the same as in training:
+  the same file, or a generator with the same seed. Options that select overlapping but
+  different subsets (MATH `levels` [1, 2] vs [2]) are not detected.
+
+  Raises:
+    ValueError: the evaluation would reuse the training data, or `task_name` is unknown.
+  """
+  if task_name not in TASKS:
+    raise ValueError(f"unknown task {task_name!r}; known tasks are {sorted(TASKS)}")
+  defaults = {k: p.default for k, p in inspect.signature(TASKS[task_name]).parameters.items()
+              if p.default is not inspect.Parameter.empty}
+
+  def data_options(args: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in {**defaults, **args}.items():
+      if k in _PRESENTATION_OPTIONS:
+        continue
+      if k == "path" and isinstance(v, (str, os.PathLike)):
+        v = os.path.realpath(os.fspath(v))
+      out[k] = v
+    return out
+
+  train = data_options(task_args)
+  if data_options({**task_args, **eval_task_args}) == train:
+    raise ValueError(
+        f"in-training evaluation of task {task_name!r} would run on its training examples "
+        f"(eval_task_args {dict(eval_task_args)!r} leave its data options {train!r} "
+        f"unchanged); set eval_task_args to held-out data, e.g. {{'seed': 1}} for a generated "
+        f"task or {{'path': <the test file>}} for a file task.")
 
 
 @register_task("gsm8k")
