@@ -13,7 +13,8 @@ problem, the harness judging `check(candidate)` itself, taken from git at
 `--baseline-commit`), alternating `--repeats` times in the same process, and prints the
 ratio of the medians.
 
-Measured on the 2-core CI machine while other jobs shared it: new 8.5 s, old 5.8 s (1.46x).
+Measured on the 2-core CI machine while other jobs loaded it (load average ~8): new 9.95 /
+11.39 s, old 7.20 / 8.09 s, 1.40x; an earlier run 8.5 vs 5.8 s, 1.46x (see README).
 """
 
 from __future__ import annotations

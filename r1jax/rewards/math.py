@@ -25,7 +25,7 @@ import dataclasses
 import logging
 import re
 import threading
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from r1jax.rewards import math_normalize as mn
 from r1jax.rewards import math_verify_backend
@@ -139,49 +139,36 @@ def gold_answer(gold: Any) -> str:
   return s
 
 
-def _symbolic_equal(p: str, g: str, timeout_s: float) -> bool:
-  key = (p, g)
+def _remote_equal(key: tuple[str, ...], call: Callable[[], Any]) -> bool:
+  """A worker's equality verdict, cached; a timeout or a failed worker scores False (counted)."""
   with _lock:
     if key in _cache:
       return _cache[key]
     _stats["symbolic_calls"] += 1
   try:
-    result = bool(timeout_lib.call(_SYMBOLIC_TARGET, [p, g], timeout_s))
+    result = bool(call())
   except timeout_lib.GradingTimeout:
     _count("timeouts")
     return False
   except timeout_lib.WorkerError as e:
     # The function raised in the worker (e.g. MemoryError) or the worker died: not graded.
     _count("worker_errors")
-    _log.debug("symbolic grading failed for %r vs %r: %s", p[:80], g[:80], e)
+    _log.debug("grading failed for %r: %s", [k[:80] for k in key], e)
     result = False
   with _lock:
     if len(_cache) >= _CACHE_SIZE:
       _cache.clear()
     _cache[key] = result
   return result
+
+
+def _symbolic_equal(p: str, g: str, timeout_s: float) -> bool:
+  return _remote_equal((p, g), lambda: timeout_lib.call(_SYMBOLIC_TARGET, [p, g], timeout_s))
 
 
 def _math_verify_equal(p: str, g: str, timeout_s: float) -> bool:
-  key = ("math_verify", p, g)
-  with _lock:
-    if key in _cache:
-      return _cache[key]
-    _stats["symbolic_calls"] += 1
-  try:
-    result = math_verify_backend.equal(p, g, timeout_s)
-  except timeout_lib.GradingTimeout:
-    _count("timeouts")
-    return False
-  except timeout_lib.WorkerError as e:
-    _count("worker_errors")
-    _log.debug("math-verify failed for %r vs %r: %s", p[:80], g[:80], e)
-    result = False
-  with _lock:
-    if len(_cache) >= _CACHE_SIZE:
-      _cache.clear()
-    _cache[key] = result
-  return result
+  return _remote_equal(("math_verify", p, g),
+                       lambda: math_verify_backend.equal(p, g, timeout_s))
 
 
 def is_equivalent(pred: Optional[str], gold: Any, *,
