@@ -105,7 +105,7 @@ class SandboxResult:
   passed: tuple[bool, ...]  # One entry per test; False for tests that never reported.
   timed_out: bool  # Some child was killed at the deadline.
   returncode: Optional[int]  # Of the values child (negative: killed by that signal).
-  wall_s: float
+  wall_s: float  # The children's own run time (starting to being killed), cleanup excluded.
   pid: int  # The values child's pid, also its process group id (gone when this returns).
   # Per test: some of it ran as an irreducible test in a child that reported pass/fail itself.
   weak: tuple[bool, ...] = ()
@@ -217,7 +217,7 @@ def run_program(code: str, tests: Sequence[Test], *, timeout_s: float = 10.0,
     else:
       passed[i] = u in loaded and all(
           code_verdict.check_assertion(a, values[u]) for a in plan.assertions)
-  timed_out, pids = main.timed_out, [main.pid]
+  timed_out, pids, wall = main.timed_out, [main.pid], main.wall_s
   for i, plan in enumerate(plans):
     if plan is None or plan.residual is None:
       continue
@@ -233,10 +233,11 @@ def run_program(code: str, tests: Sequence[Test], *, timeout_s: float = 10.0,
                                    mode=mode, timeout_s=remaining, memory_mb=memory_mb)
     _raise_isolation_error(run)
     pids.append(run.pid)
+    wall += run.wall_s
     timed_out = timed_out or run.timed_out
     passed[i] = any(m.get("ok") is True for m in run.messages)
   return SandboxResult(passed=tuple(passed), timed_out=timed_out, returncode=main.returncode,
-                       wall_s=time.monotonic() - start, pid=main.pid, weak=tuple(weak),
+                       wall_s=wall, pid=main.pid, weak=tuple(weak),
                        pids=tuple(pids))
 
 
