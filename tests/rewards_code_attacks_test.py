@@ -8,7 +8,6 @@ audit hook off (so that it meets the OS isolation, the real boundary, and not th
 
 import dataclasses
 import os
-import pathlib
 import socket
 import threading
 import time
@@ -56,11 +55,6 @@ class Attack:
   code: str
   tests: tuple[str, ...] = ("assert f(2) == 5", "assert abs(f(3) - 7.25) < 1e-9")
   disable_hook: bool = False
-
-
-def _victim_dir() -> pathlib.Path:
-  # Outside the sandbox's directory; created per run in the test below.
-  return pathlib.Path(os.environ["R1JAX_ATTACK_VICTIM"])
 
 
 ATTACKS = [

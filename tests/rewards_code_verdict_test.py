@@ -34,6 +34,13 @@ PROBLEMS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _isolation(monkeypatch):
+  # Tests that do not name a mode run in the strongest one this machine gives.
+  os_ok = rcode.sandbox_capabilities()["os_isolation"]
+  monkeypatch.setenv("R1JAX_SANDBOX_ISOLATION", "os" if os_ok else "hook")
+
+
 @pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p["entry_point"])
 def test_check_tests_pass_the_solution_and_fail_an_empty_body(problem):
   test = rcode.humaneval_test(problem)
