@@ -76,6 +76,10 @@ def test_check_plans_keep_helpers_and_imports_for_the_child():
   assert plan.setup == "import math\nK = 2"
   assert plan.local_setup == "from math import pi"
   assert plan.residual is not None  # `K` is a name the parent cannot read.
+  # An expected value computed by another function would be computed in the child: residual.
+  plan = cv.plan_test("def check(candidate):\n  assert candidate(1) == f(1)\n"
+                      "  assert candidate(2) == 4\n", entry_point="f")
+  assert plan.holes == ("candidate(2)",) and "candidate(1) == f(1)" in plan.residual
   with pytest.raises(ValueError, match="def check"):
     cv.plan_test("assert True", entry_point="f")
 

@@ -149,8 +149,12 @@ class _Reducer:
         return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=[self(a) for a in node.args],
                         keywords=[ast.keyword(arg=k.arg, value=self(k.value))
                                   for k in node.keywords])
-      if isinstance(node.func, ast.Name) and (node.func.id != "candidate" or self.candidate_ok):
-        return self.hole(node)  # A call of the candidate's (or a helper it may have replaced).
+      if isinstance(node.func, ast.Name):
+        if self.candidate_ok and node.func.id != "candidate":
+          # In a check, a call of anything else (a helper, the entry point by name) computes
+          # an expected value in the child, where the candidate could change it.
+          raise _Irreducible(node.func.id)
+        return self.hole(node)  # A call of the code under test.
     raise _Irreducible(type(node).__name__)
 
 
