@@ -5,7 +5,11 @@
 - `format`: the R1-Zero `<think>...</think><answer>...</answer>` format reward.
 - `countdown`: TinyZero's Countdown rule, parsed without eval.
 - `language`: R1's language-consistency reward.
-- `code`: model-written Python run against tests in a sandbox.
+- `math_boxed`: the one `\\boxed{}` extractor; `math_verify_backend`: math-verify as an
+  alternative grading backend.
+- `code`: model-written Python run against tests in a sandbox (`code_verdict`: assertions
+  judged in this process; `code_isolation`: the OS isolation of the child; `code_harness`:
+  the child's program).
 - `combine`: a task's reward as a weighted sum of named terms, each logged, errors counted.
 """
 

@@ -4,8 +4,9 @@ Place in the pipeline: `rewards.code.run_program` plans every assert-style test 
 `plan_test` before any candidate code runs. An assertion of a common form (`assert f(x) ==
 y`, `assert candidate(x) == y`, `assert abs(f(x) - y) < tol`, `assert not f(x)`, `assert
 f(x)`, `assert tuple(f(x)) == (...)`, HumanEval's `check(candidate)` bodies) becomes:
-- holes: the source of each call of code the candidate controls (`f(x)`, `candidate(x)`),
-  evaluated in the sandboxed child, which sends back only the value as tagged JSON data;
+- holes: the source of each call of the code under test (`f(x)` in a plain assert string,
+  only `candidate(x)` in a `check`), evaluated in the sandboxed child, which sends back only
+  the value as tagged JSON data;
 - a check: the rest of the assertion (literals, comparisons, arithmetic, `abs`, `len`,
   `tuple`, `sorted`, `math.isclose`, ...), evaluated here, in the parent, on the decoded
   values. The expected values never enter the child, and a returned object cannot override
