@@ -86,7 +86,7 @@ def summarize(workdir: str | os.PathLike, wall_s: float | None = None) -> str:
     before, after = evals[0], evals[-1]
     num = cfg.get("eval", {}).get("num_examples")
     where = f"{num} held-out questions" if num else "held-out questions"
-    lines.append(f"{where}, step {before['step']} -> step {after['step']}:")
+    lines.append(f"{where}, before RL (step {before['step']}) -> after (step {after['step']}):")
     rows = [
         ("greedy accuracy", "eval/greedy/strict", _percent),
         ("sampled accuracy", "eval/sampled/strict", _percent),

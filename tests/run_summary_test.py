@@ -36,7 +36,7 @@ def test_summary_states_held_out_before_and_after_and_the_next_commands(tmp_path
   text = run_summary.summarize("runs/mini", wall_s=205.4)
   lines = text.splitlines()
   assert lines[0] == "finished in 3 min 25 s: 30 RL steps in runs/mini"
-  assert lines[1] == "256 held-out questions, step 0 -> step 30:"
+  assert lines[1] == "256 held-out questions, before RL (step 0) -> after (step 30):"
   assert "  greedy accuracy            0.4% -> 98.4%" in lines
   assert "  sampled accuracy           7.0% -> 67.0%" in lines
   assert "  greedy length              8.0 tokens -> 33.0 tokens" in lines
