@@ -5,7 +5,7 @@ demand (`r1jax plot WORKDIR`). Three figures, written into the workdir:
   accuracy_reward.png   the share of answers that are right, the share that think (work the
                         problem inside <think>...</think>), and the reward, vs RL step;
   length.png            mean response length in tokens vs RL step;
-  accuracy_length.png   one slide: accuracy and length side by side, held-out curves in front.
+  accuracy_length.png   one slide: accuracy and length side by side, training and held-out.
 Each panel draws the training rollouts (temperature of the run) and, where the run has them,
 the held-out evaluations (`eval/greedy/...`, `eval/sampled/...`) beside them. Missing metrics
 are skipped, so partial runs and tasks without e.g. lenient accuracy still plot. matplotlib is
@@ -108,7 +108,8 @@ def _length_keys(keys: set[str]) -> list[tuple[str, str]]:
   train = [(k, label) for k, label in (
       ("length/mean", "training rollouts, all"), ("length/correct_mean", "training, correct"),
       ("length/wrong_mean", "training, wrong")) if k in keys]
-  held = [(k, _label(k)) for k in ("eval/greedy/length", "eval/sampled/length") if k in keys]
+  held = [(k, label) for k, label in (("eval/greedy/length", "held-out, greedy"),
+                                      ("eval/sampled/length", "held-out, sampled")) if k in keys]
   return train + held
 
 
@@ -163,7 +164,7 @@ def plot_run(workdir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
 
   panels = [p for p in (
       (correct, "accuracy", "share of answers correct", True),
-      (thinks, "thinking", "share of answers that think (<think>...</think>)", True),
+      (thinks, "thinking (<think>...</think>)", "share of answers that think", True),
       (others, "other accuracy metrics", "share", True),
       (reward, "reward", "mean reward per answer", False)) if p[0]]
   if correct or thinks or others or reward:
@@ -185,16 +186,17 @@ def plot_run(workdir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
     fig.savefig(paths[-1], dpi=110)
 
   if correct and length:
-    # The slide: held-out curves when the run has them (what a reader should trust), else the
-    # training ones; accuracy left, length right, one shared x axis.
-    def front(curves):
-      held = [c for c in curves if _is_eval(c[0])]
-      return held or curves
+    # The slide: training rollouts thin, held-out evaluations bold, short legend labels;
+    # accuracy left, length right, one shared x axis.
+    def slide(train_key, metric, fallback):
+      labels = {train_key: "training rollouts", f"eval/greedy/{metric}": "held-out, greedy",
+                f"eval/sampled/{metric}": "held-out, sampled"}
+      return [(k, label) for k, label in labels.items() if k in keys] or fallback
     fig = _figure(figsize=(10, 4))
     ax_acc, ax_len = fig.subplots(1, 2, sharex=True)
-    _draw(ax_acc, records, front(correct), "accuracy rises", "share of answers correct",
-          share=True)
-    _draw(ax_len, records, front(length), "and responses grow longer",
+    _draw(ax_acc, records, slide("accuracy/strict", "strict", correct), "accuracy rises",
+          "share of answers correct", share=True)
+    _draw(ax_len, records, slide("length/mean", "length", length), "responses grow longer",
           "mean response length (tokens)")
     fig.suptitle(f"{name}: GRPO with a correct-answer reward alone")
     fig.tight_layout()

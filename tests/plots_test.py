@@ -156,10 +156,11 @@ def test_held_out_curves_are_drawn_beside_training_ones_with_measured_labels(tmp
   assert list(greedy.get_xdata()) == [0, 2, 4] and list(greedy.get_ydata()) == [0.0, 0.4, 0.8]
   (length,) = figures[plots.LENGTH_FILE]
   assert [line.get_label() for line in length.get_lines()] == [
-      "training rollouts, all", "held-out, greedy (length)", "held-out, sampled (length)"]
+      "training rollouts, all", "held-out, greedy", "held-out, sampled"]
   assert "tokens" in length.get_ylabel()
-  # The slide: accuracy and length side by side, held-out curves only.
+  # The slide: accuracy and length side by side, training and held-out, short labels.
   slide_acc, slide_len = figures[plots.SLIDE_FILE]
-  assert all(line.get_label().startswith("held-out") for line in
-             slide_acc.get_lines() + slide_len.get_lines())
-  assert len(slide_acc.get_lines()) == 2 and len(slide_len.get_lines()) == 2
+  for ax in (slide_acc, slide_len):
+    assert [line.get_label() for line in ax.get_lines()] == [
+        "training rollouts", "held-out, greedy", "held-out, sampled"]
+  assert list(slide_len.get_lines()[1].get_ydata()) == [8.0, 20.0, 32.0]
