@@ -14,6 +14,7 @@ of the miniature's stage 1), so a fixed count is too short for some and wasted o
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, Callable
 
@@ -87,7 +88,10 @@ def heldout_rows(cfg: SFTConfig, *, seed: int) -> list[dict[str, Any]]:
     fields = {"prompt": "prompt", "completion": "completion", **cfg.data_args.get("fields", {})}
     source = sources.read_jsonl(cfg.heldout_data, fields)
   elif cfg.data == "miniature":
-    source = sft_source(cfg, seed=seed + _HELDOUT_SEED_OFFSET)
+    # Every held-out row starts its completion with its style token, which the criterion
+    # skips; a row with `<think>` already in its prompt would have a digit skipped instead.
+    plain = dataclasses.replace(cfg, data_args={**cfg.data_args, "think_in_prompt": 0.0})
+    source = sft_source(plain, seed=seed + _HELDOUT_SEED_OFFSET)
   else:
     raise ValueError(f"SFTConfig.stop_accuracy = {cfg.stop_accuracy} needs held-out rows: set "
                      f"SFTConfig.heldout_data to a JSONL file (only data='miniature' draws its "

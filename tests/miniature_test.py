@@ -54,3 +54,26 @@ def test_grpo_from_the_stage1_model_raises_greedy_accuracy_by_30_points(tmp_path
   # It rises because the policy now works the sum: longer answers, R1's length curve.
   assert after["eval/greedy/worked"] > 0.5
   assert after["eval/greedy/length"] >= 2 * before["eval/greedy/length"]
+
+
+def test_cold_start_rows_with_think_in_the_prompt_teach_the_style_not_the_choice():
+  from r1jax.data import miniature  # pylint: disable=g-import-not-at-top
+  source = miniature.ColdStartSource(seed=0, worked_frac=0.5, think_in_prompt=0.67)
+  rows = [source[i] for i in range(4000)]
+  forced = [r for r in rows if r["prompt"].endswith(miniature.THINK)]
+  chosen = [r for r in rows if r["completion"].startswith(miniature.THINK)]
+  direct = [r for r in rows if r["style"] == "direct"]
+  assert all(r["style"] == "worked" and not r["completion"].startswith(miniature.THINK)
+             for r in forced)
+  # The prompt plus completion is the same text a freely chosen worked row has.
+  example = forced[0]
+  q = example["prompt"][2:-len("=" + miniature.THINK)]
+  a, b = (int(x) for x in q.split("+"))
+  assert example["prompt"] + example["completion"] == (
+      f"Q:{q}=" + miniature.worked_solution(a, b) + miniature.EOS)
+  # Half the rows work the sum, yet the learned first token is `<think>` on ~25% of rows.
+  assert abs(len(forced + chosen) / len(rows) - 0.5) < 0.03
+  assert abs(len(chosen) / (len(chosen) + len(direct)) - 0.248) < 0.03
+  # Without the option every row is as before: no prompt ends in <think>.
+  plain = miniature.ColdStartSource(seed=0, worked_frac=0.5)
+  assert not any(plain[i]["prompt"].endswith(miniature.THINK) for i in range(200))

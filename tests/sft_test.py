@@ -64,6 +64,10 @@ def test_heldout_rows_are_of_the_style_and_unseen_in_training():
   train_prompts = {r["prompt"] for r in ExampleStream(sft.sft_source(cfg, seed=0),
                                                       seed=0).next_batch(2000)}
   assert not train_prompts & {r["prompt"] for r in rows}
+  # Rows with <think> in the prompt are training-only: every held-out row starts its completion
+  # with the style token the criterion skips.
+  cfg = dataclasses.replace(cfg, data_args={"worked_frac": 0.5, "think_in_prompt": 0.67})
+  assert all(r["completion"].startswith(miniature.THINK) for r in sft.heldout_rows(cfg, seed=0))
 
 
 def test_a_criterion_without_heldout_rows_is_a_clear_error(tmp_path):

@@ -117,32 +117,54 @@ def worked_reward(response: str, example: Example) -> float:
   return float(response.startswith(THINK) and END_THINK in response)
 
 
-def sft_example(example: Example, *, worked: bool) -> dict[str, str]:
-  """A cold-start text: the prompt, and a worked or direct completion ending in EOS."""
+def sft_example(example: Example, *, worked: bool, think_in_prompt: bool = False
+                ) -> dict[str, str]:
+  """A cold-start text: the prompt, and a worked or direct completion ending in EOS.
+
+  With `think_in_prompt` (worked rows only) `<think>` ends the prompt instead of starting the
+  completion: the model learns to work the sum but not to choose to.
+  """
   a, b = example["a"], example["b"]
   d = example["digits"]
+  prompt = MiniatureTemplate().render(example)
   solution = worked_solution(a, b, d) if worked else direct_solution(a, b, d)
-  return {"prompt": MiniatureTemplate().render(example), "completion": solution + EOS,
+  if think_in_prompt:
+    if not worked:
+      raise ValueError("think_in_prompt needs a worked example (worked=True)")
+    prompt, solution = prompt + THINK, solution[len(THINK):]
+  return {"prompt": prompt, "completion": solution + EOS,
           "style": "worked" if worked else "direct"}
 
 
 class ColdStartSource(_Generator):
-  """Stage-1 text: a share `worked_frac` of completions work the steps, the rest answer directly."""
+  """Stage-1 text: a share `worked_frac` of completions work the steps, the rest answer directly.
+
+  Of the worked rows, a share `think_in_prompt` carries `<think>` at the end of the prompt (so
+  it is not learned): those rows teach the worked style without raising how often the model
+  picks it. The model then starts RL thinking on a share
+  worked_frac * (1 - think_in_prompt) / (1 - worked_frac * think_in_prompt) of its answers.
+  """
 
   name = "miniature_sft"
   _salt = 11
 
   def __init__(self, *, seed: int = 0, size: int | None = None, digits: int = 4,
-               worked_frac: float = 0.3):
+               worked_frac: float = 0.3, think_in_prompt: float = 0.0):
     super().__init__(seed, size)
     if not 0 <= worked_frac <= 1:
       raise ValueError(f"worked_frac must be in [0, 1], got {worked_frac!r}")
+    if not 0 <= think_in_prompt < 1:
+      raise ValueError(f"think_in_prompt must be in [0, 1), got {think_in_prompt!r}")
     self.problems = AdditionSource(seed=seed + 1_000_003, digits=digits)
     self.worked_frac = worked_frac
+    self.think_in_prompt = think_in_prompt
 
   def _make(self, rng: np.random.Generator) -> Example:
     example = self.problems._make(rng)
-    return sft_example(example, worked=bool(rng.random() < self.worked_frac))
+    worked = bool(rng.random() < self.worked_frac)
+    # Drawn only when needed, so think_in_prompt=0 leaves every row as it was.
+    forced = worked and self.think_in_prompt > 0 and bool(rng.random() < self.think_in_prompt)
+    return sft_example(example, worked=worked, think_in_prompt=forced)
 
 
 @tasks_lib.register_task("miniature")
