@@ -109,6 +109,10 @@ def _same_math(a: str, b: str) -> bool:
   return math_lib.is_equivalent(a, b, timeout_s=_VOTE_TIMEOUT_S)
 
 
+def _same_math_backend(a: str, b: str, *, backend: str) -> bool:
+  return math_lib.is_equivalent(a, b, timeout_s=_VOTE_TIMEOUT_S, backend=backend)
+
+
 def _same_text(a: str, b: str) -> bool:
   return " ".join(a.split()) == " ".join(b.split())
 
@@ -185,7 +189,10 @@ def voters_for(task: Task) -> dict[str, Voter]:
   out = {}
   for name, fn in task.accuracy_fns.items():
     if isinstance(fn, math_lib.MathAccuracy):
-      out[name] = Voter(functools.partial(math_lib.extract_answer, strict=fn.strict), _same_math)
+      # Answers vote together when the accuracy's own backend calls them equal.
+      same = _same_math if fn.backend == "r1jax" else functools.partial(
+          _same_math_backend, backend=fn.backend)
+      out[name] = Voter(functools.partial(math_lib.extract_answer, strict=fn.strict), same)
     elif isinstance(fn, countdown_lib.CountdownAccuracy):
       out[name] = Voter(countdown_value, _same_text)
     elif task.name == "miniature":

@@ -6,6 +6,7 @@ into tmp (no data files, no downloads) and share one sampling shape so the sampl
 
 from __future__ import annotations
 
+import dataclasses
 import fractions
 import json
 import math
@@ -143,6 +144,17 @@ def test_countdown_cons_votes_on_the_equation_value():
   assert ev.countdown_value("<answer>import os</answer>") is None
   assert ev.countdown_value("no answer") is None
   assert ev.countdown_value("<answer>7/2</answer>") == "7/2"
+
+
+def test_maths_votes_use_the_accuracy_backend():
+  pytest.importorskip("math_verify")
+  task = get_task("arithmetic")
+  accuracy = dict(task.accuracy_fns)
+  accuracy["strict"] = dataclasses.replace(accuracy["strict"], backend="math_verify")
+  voters = ev.voters_for(dataclasses.replace(task, accuracy_fns=accuracy))
+  # math-verify reads 50\% as 0.5; r1jax drops the percent sign (tests/rewards_math_backends).
+  assert voters["strict"].same("50\\%", "0.5")
+  assert not voters["lenient"].same("50\\%", "0.5")
 
 
 # --- R1 analyses ----------------------------------------------------------------------------
