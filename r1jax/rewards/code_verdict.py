@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import json
 import math
 import operator
@@ -203,6 +204,7 @@ def _split(body: list[ast.stmt], bound: set[str], candidate_ok: bool
   return imports, holes, assertions, residual
 
 
+@functools.lru_cache(maxsize=4096)  # A task scores the same tests for R samples a prompt.
 def plan_test(test: str, *, entry_point: Optional[str] = None) -> Plan:
   """Plans an assert test: statements (`entry_point` None) or a module defining `check`.
 
