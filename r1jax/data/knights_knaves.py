@@ -137,10 +137,11 @@ class KnightsKnavesGenerator(_Generator):
       # "not (X is a knight)" reads as "X is a knave" would; keep it, but never "not not".
       return inner[1] if inner[0] == "not" else ["not", inner]
     k = int(rng.integers(2, self.width + 1)) if op in ("and", "or") else 2
-    while True:  # Distinct operands: "A is a knight and A is a knight" says nothing twice.
+    for _ in range(20):  # Distinct operands: "A is a knight and A is a knight" says it twice.
       parts = [self._formula(rng, others, depth - 1) for _ in range(k)]
       if len({repr(p) for p in parts}) == k:
         return [op, *parts]
+    return self._leaf(rng, others)  # Too few people to say k different things (2 people).
 
   def _make(self, rng: np.random.Generator) -> Example:
     n = int(rng.choice(self.num_people))
