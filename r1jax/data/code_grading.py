@@ -25,9 +25,10 @@ process-wide cache keyed by (program, tests): each response runs in the sandbox 
 Parallelism comes from `rewards.score_batch`'s thread pool, each thread waiting on its own
 sandbox process, so B completions take about B / workers sandbox runs of wall time.
 
-What the tests can trust: they run in the solution's namespace after it (the sandbox's
-assert-test model), so a solution could shadow a name a test uses (`abs`, `exec`); the sandbox
-module documents this and the related `__eq__` trick as limits of in-process grading.
+Tests are the sandbox's (`r1jax.rewards.code`): assert strings, {"input", "output"} stdin
+tests, and HumanEval checks, kept in Examples as {"check", "entry_point"} and run as the
+sandbox's `CheckTest` (the sandbox decides what the candidate's calls returned and compares in
+the parent; its module docstring says what that guarantees).
 """
 
 from __future__ import annotations
@@ -163,14 +164,26 @@ _cache: collections.OrderedDict[str, Verdict] = collections.OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def _key(program: str, tests: Sequence[code_lib.Test], timeout_s: float,
+def _key(program: str, tests: Sequence[Any], timeout_s: float,
          memory_mb: int) -> str:
   payload = json.dumps([program, list(tests), timeout_s, memory_mb], sort_keys=True,
                        default=str)
   return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def grade(program: str | None, tests: Sequence[code_lib.Test], *, timeout_s: float = 10.0,
+def _sandbox_test(test: Any) -> code_lib.Test:
+  """A test as the sandbox takes it: {"check", "entry_point"} becomes a `CheckTest`.
+
+  Examples keep plain JSON-able tests. The program already holds the problem's prompt or
+  header (`extract_program`), so the CheckTest's own prompt is empty.
+  """
+  if isinstance(test, Mapping) and "check" in test:
+    return code_lib.CheckTest(prompt="", check=str(test["check"]),
+                              entry_point=str(test["entry_point"]))
+  return test
+
+
+def grade(program: str | None, tests: Sequence[Any], *, timeout_s: float = 10.0,
           memory_mb: int = 1024) -> Verdict:
   """The verdict of a program (None: no code found) on its tests, from the cache if seen."""
   if program is None:
@@ -184,7 +197,8 @@ def grade(program: str | None, tests: Sequence[code_lib.Test], *, timeout_s: flo
     if key in _cache:
       _cache.move_to_end(key)
       return _cache[key]
-  result = code_lib.run_program(program, tests, timeout_s=timeout_s, memory_mb=memory_mb)
+  result = code_lib.run_program(program, [_sandbox_test(t) for t in tests],
+                                timeout_s=timeout_s, memory_mb=memory_mb)
   passed = sum(result.passed)
   if passed == len(tests):
     reason = "passed"

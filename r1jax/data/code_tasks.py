@@ -5,10 +5,11 @@ sources read JSONL/Parquet files into Examples with sandbox `tests`, and whose r
 (`code_grading`). Three layouts, each record field renamable through `fields=`:
 
 - `humaneval`: prompt (signature + docstring), entry_point, test (a `check(candidate)`
-  function), canonical_solution. The test is the check's source followed by
-  `check(<entry_point>)`, run after the program, as OpenAI's `human-eval` does. In R1 style
-  the program is the prompt's header (its imports and helper functions: everything before
-  `def <entry_point>`) then the answer's code; in completion style it is prompt + completion.
+  function), canonical_solution. The test is `check(<entry_point>)` on the program, as OpenAI's
+  `human-eval` runs it, through the sandbox's `CheckTest` (kept in the Example as
+  {"check", "entry_point"}). In R1 style the program is the prompt's header (its imports and
+  helper functions: everything before `def <entry_point>`) then the answer's code; in
+  completion style it is prompt + completion.
 - `mbpp`: text (the task in words), test_list (assert statements), optional test_setup_code
   and test_imports (run before the code), code (a reference solution). The prompt shows the
   first `show_tests` asserts (all by default, as the MBPP paper's prompt does), which is also
@@ -79,7 +80,7 @@ def _humaneval_example(record: Mapping[str, Any], *, fields: Mapping[str, Any]) 
   question = (f"Complete the following Python function.\n\n```python\n{prompt.rstrip()}\n```"
               f"\n\n{CODE_INSTRUCTION}")
   return {"question": question, "prompt": prompt, "header": header, "entry_point": entry,
-          "tests": [f"{check}\n\ncheck({entry})\n"],
+          "tests": [{"check": check, "entry_point": entry}],
           "answer": _get(record, fields["solution"], "solution") or entry}
 
 
