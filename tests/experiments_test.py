@@ -35,7 +35,10 @@ def test_every_recipe_of_the_issue_is_here():
   names = {p.stem for p in EXPERIMENTS}
   assert {"r1_zero_qwen2_5_math_7b", "tinyzero_countdown_qwen2_5_3b",
           "dr_grpo_oat_zero_qwen2_5_math_7b", "dapo_qwen2_5_32b",
-          "simplerl_zoo_qwen2_5_0_5b_gsm8k", "miniature"} <= names
+          "simplerl_zoo_qwen2_5_0_5b_gsm8k", "miniature",
+          # Programming and logic puzzles (code tasks, Knights and Knaves).
+          "logic_rl_knights_knaves_qwen2_5_7b", "deepcoder_14b_preview",
+          "smollm2_code_functions"} <= names
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=_ids(EXPERIMENTS))

