@@ -82,6 +82,11 @@ def summarize(workdir: str | os.PathLike, wall_s: float | None = None) -> str:
   head = f"finished in {format_duration(wall_s)}" if wall_s is not None else "finished"
   steps = max((r["step"] for r in records), default=0)
   lines.append(f"{head}: {steps} RL steps in {workdir}")
+  sft = next((r for r in records if "sft/steps" in r), None)
+  if sft is not None:  # Stage 1's last metrics, when the trainer records them.
+    crit = sft.get("sft/heldout_accuracy")
+    lines.append(f"stage 1 (SFT): {sft['sft/steps']} steps" + (
+        "" if crit is None else f", held-out criterion {_percent(crit)}"))
   if len(evals) >= 2:
     before, after = evals[0], evals[-1]
     num = cfg.get("eval", {}).get("num_examples")

@@ -67,3 +67,14 @@ def test_no_metrics_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("seconds, text", [(42.4, "42 s"), (60, "1 min 0 s"), (254, "4 min 14 s")])
 def test_format_duration(seconds, text):
   assert run_summary.format_duration(seconds) == text
+
+
+def test_stage_one_is_reported_when_the_trainer_recorded_it(tmp_path):
+  wd = _workdir(tmp_path)
+  records = (wd / "metrics.jsonl").read_text().splitlines()
+  first = json.loads(records[0])
+  first.update({"sft/steps": 325, "sft/heldout_accuracy": 0.875, "sft/loss": 0.2})
+  (wd / "metrics.jsonl").write_text("\n".join([json.dumps(first)] + records[1:]) + "\n")
+  assert run_summary.summarize(wd).splitlines()[1] == (
+      "stage 1 (SFT): 325 steps, held-out criterion 87.5%")
+  assert "stage 1" not in run_summary.summarize(_workdir(tmp_path / "other"))
