@@ -8,12 +8,16 @@ helper function from its prompt, one imports from typing).
 import json
 import time
 
+import jax
 import pytest
 
+from r1jax import eval_run
 from r1jax.data import code_grading
 from r1jax.data import tasks as tasks_lib
 from r1jax.data import templates
 from r1jax.data.code_tasks import stdio_tests
+from r1jax.models import ModelConfig, transformer
+from r1jax.tokenizer import load_tokenizer
 
 _HUMANEVAL = [
     {"task_id": "HumanEval/0", "entry_point": "add",
@@ -151,6 +155,9 @@ def test_mbpp_layout_shows_the_tests_and_runs_setup_code(tmp_path):
   scores = task.score([good, partly], [ex, ex])
   assert scores.per_term["accuracy"].tolist() == [1.0, 0.0]
   assert scores.per_term["pass_fraction"].tolist() == pytest.approx([1.0, 1 / 3])
+  accuracy = task.accuracy([good, partly], [ex, ex])
+  assert accuracy["strict"].tolist() == [1.0, 0.0]
+  assert accuracy["pass_fraction"].tolist() == pytest.approx([1.0, 1 / 3])
 
 
 def test_stdio_layouts_and_field_names(tmp_path):
@@ -246,3 +253,21 @@ def test_attacks_on_the_code_reward_gain_nothing(humaneval_file):
   ]
   scores = task.score(attacks, [ex] * len(attacks))
   assert scores.per_term["accuracy"].tolist() == [0.0] * len(attacks)
+
+
+def test_humaneval_through_r1jax_eval_reports_reasons_and_pass_fraction(humaneval_file, tmp_path):
+  """`r1jax eval --task humaneval` end to end on a tiny random model: what a random policy
+  writes holds no code, so every sample is counted under no_code and none passes."""
+  cfg = ModelConfig(vocab_size=264)
+  loaded = eval_run.LoadedModel(cfg, transformer.init(cfg, jax.random.key(0)),
+                                load_tokenizer("bytes"))
+  report = eval_run.run("tiny", task="humaneval", data=humaneval_file, loaded=loaded, k=2,
+                        temperature=1.0, top_p=1.0, max_new_tokens=8, batch_size=3,
+                        out=tmp_path / "out", progress=False, num_resamples=50)
+  assert report.num_questions == 3 and report.k == 2
+  assert report.metrics["strict"]["pass@1"] == 0.0
+  assert report.metrics["strict"]["pass@2"] == 0.0
+  assert report.metrics["pass_fraction"]["mean_score"] == 0.0
+  assert report.metrics["no_code"]["pass@1"] == 1.0
+  assert report.metrics["syntax_error"]["pass@1"] == 0.0
+  assert (tmp_path / "out" / "report.json").is_file()

@@ -25,8 +25,10 @@ Styles: "r1" asks for reasoning in <think> and the code in one fenced ```python 
 shows the bare function prompt for the model to continue.
 
 Rewards: "accuracy" (1 when every test passes) plus, at weight 0 (logged, not optimized),
-"pass_fraction", "no_code" and "syntax_error". Accuracies: "strict" (= accuracy), "no_code"
-and "syntax_error" (their pass@1 is the share of samples that failed that way).
+"pass_fraction", "no_code" and "syntax_error". Accuracies: "strict" (= accuracy),
+"pass_fraction" (its `mean_score` in an eval report is the mean fraction of tests passed; a
+HumanEval problem is one check, so there it equals strict), "no_code" and "syntax_error"
+(their pass@1 is the share of samples that failed that way).
 """
 
 from __future__ import annotations
@@ -235,7 +237,10 @@ def code_task(name: str, source: sources.Source, *, style: str = "r1", template:
     raise ValueError(f"format_kind must be one of {sorted(kinds)}, got {format_kind!r}")
   if template_obj.uses_tags and format_weight:
     reward_fns["format"] = (kinds[format_kind](), float(format_weight))
-  return tasks_lib.Task(name, source, template_obj, reward_fns, {"strict": accuracy, **failures})
+  # Accuracies keep raw scores: `r1jax eval` counts full credit for pass@k and reports the
+  # pass fraction's mean on its own (mean_score).
+  accuracies = {"strict": accuracy, "pass_fraction": reward_fns["pass_fraction"][0], **failures}
+  return tasks_lib.Task(name, source, template_obj, reward_fns, accuracies)
 
 
 @tasks_lib.register_task("code")
