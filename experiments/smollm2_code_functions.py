@@ -20,6 +20,7 @@ written); the debug variant trains a step in tests/experiments_test.py.
 
 import dataclasses
 
+from r1jax import experiment
 from r1jax.grpo_config import GRPOConfig
 from r1jax.run_config import CheckpointConfig, Config, EvalConfig, OptimConfig
 from r1jax.sampler import SamplingConfig
@@ -48,16 +49,7 @@ def get_config() -> Config:
 
 
 def get_debug_config() -> Config:
-  """The same code on a tiny random model and the byte tokenizer (no download): seconds."""
-  from r1jax.models.config import ModelConfig  # pylint: disable=g-import-not-at-top
-  cfg = get_config()
-  return dataclasses.replace(
-      cfg, model_path="", tokenizer_path="bytes", chat=False,
-      model=ModelConfig(vocab_size=257, hidden_size=32, num_layers=2, num_heads=4,
-                        num_kv_heads=2, head_dim=8, intermediate_size=64,
-                        max_position_embeddings=1024),
-      task_args={"seed": 0, **_TASK, "template": "r1_zero"},
-      grpo=dataclasses.replace(cfg.grpo, num_samples=2),
-      sampling=dataclasses.replace(cfg.sampling, max_new_tokens=8),
-      max_prompt_len=900, prompts_per_step=2, minibatch_size=2, num_steps=1,
-      checkpoint=CheckpointConfig(every=1, keep=1))
+  """The same task, rewards and objective on a tiny random model and the byte tokenizer."""
+  debug = experiment.debug_variant(get_config(), max_position_embeddings=1024,
+                                   max_prompt_len=900, chat=False)
+  return dataclasses.replace(debug, task_args={"seed": 0, **_TASK, "template": "r1_zero"})
