@@ -6,13 +6,13 @@ are built abstractly (`jax.eval_shape`), and per-device sizes come from the shar
 arithmetic (dim / product of its mesh axes), so a 64-device plan is checked on a laptop.
 
 Memory model, per device (all sizes after sharding; b = rows per device):
-  train phase  = params + grads (x2 with gradient accumulation) + optimizer state
+  train phase  = params + grads (a micro-batch's, plus their float32 sum) + optimizer state
                  + reference params (when a KL term needs them) + activations
   sample phase = params + optimizer state + reference params + the sampler's param copy (only
                  when the sample layout differs) + KV cache + the sampler's working set
   peak = max(train phase, sample phase); it fits when peak <= (1 - headroom) * device memory.
 
-Activations of one minibatch (b rows of T tokens, e bytes per compute-dtype element, scores
+Activations of one micro-batch (b rows of T tokens, e bytes per compute-dtype element, scores
 kept in float32; N', K'H, F', V' are the head, kv, MLP and vocab widths left on one device
 after tensor parallelism). Per layer:
   carry  = b T D e                      block input, kept by the layer scan for the backward
@@ -32,7 +32,8 @@ a tied embedding counts once, as the head), attention 4 L N H S per token forwar
 implementation scores every key slot S):
   train     = mu * B * T * (6 N_mm + 12 L N H T)
   recompute = remat full: mu * B * T * (2 N_mm + 4 L N H T); dots_no_batch: the attention part
-  reference = B * T * (2 N_mm + 4 L N H T) when a reference model is used
+  reference = B * T * (2 N_mm + 4 L N H T) per forward-only pass: the reference model's (with
+              a KL term) and pi_old's (several optimizer steps per rollout)
   sample    = (prompt tokens once per prompt + completion tokens per row) * (2 N_mm + 4 L N H S)
 """
 
@@ -184,7 +185,7 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
             optimizer: str | optax.GradientTransformation = "adamw", remat: str | None = None,
             kv_cache_len: int | None = None, minibatch: int | None = None,
             sample_batch: int | None = None, prompt_len: int = 0, num_samples: int = 1,
-            num_iterations: int = 1, reference: bool = False,
+            num_iterations: int = 1, reference: bool = False, old_pass: bool = False,
             headroom: float = 0.1) -> Report:
   """Estimates per-device memory and FLOPs of one GRPO step; allocates nothing.
 
@@ -199,12 +200,14 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
     optimizer: an optax optimizer or one of adamw, adam, lion, sgd, adafactor.
     remat: activation checkpointing policy; default the model config's.
     kv_cache_len: S, cache slots per sampled row; default seq_len.
-    minibatch: rows per gradient computation; default batch (no accumulation).
+    minibatch: rows per gradient computation (a micro-batch); default batch.
     sample_batch: rows the sampler decodes at once; default batch.
     prompt_len: prompt tokens per row (for the prefill terms; 0 = ignore the prefill).
     num_samples: R, rows per prompt (the prefill runs once per prompt).
     num_iterations: mu, optimisation passes over each rollout batch.
     reference: whether a frozen reference model is kept (a KL term).
+    old_pass: whether pi_old takes a forward pass of its own (several optimizer steps per
+      rollout with the trainer's pi_old).
     headroom: fraction of device memory left for XLA temporaries and fragmentation.
   """
   remat = model_cfg.remat if remat is None else remat
@@ -233,7 +236,8 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
   opt_abstract = jax.eval_shape(tx.init, abstract)
   opt_specs = sharding.mirror_params(opt_abstract, abstract, specs, jax.sharding.PartitionSpec())
   opt_b = per_device_bytes(opt_abstract, opt_specs, sizes)
-  grads_b = params_b * (2 if minibatch < batch else 1)
+  # A micro-batch's gradient in the param dtype plus the float32 sum it is added to.
+  grads_b = params_b + params_b * 4 // jax.numpy.dtype(model_cfg.param_dtype).itemsize
   ref_b = params_b if reference else 0
   notes = _fallback_notes(model_cfg, specs, abstract, rules, sizes)
 
@@ -274,7 +278,8 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
   flops_train = num_iterations * train_tokens * (6 * n_mm + 12 * lnh * seq_len)
   recompute = {"full": 2 * n_mm + 4 * lnh * seq_len, "dots_no_batch": 4 * lnh * seq_len}
   flops_recompute = num_iterations * train_tokens * recompute.get(remat, 0)
-  flops_ref = train_tokens * (2 * n_mm + 4 * lnh * seq_len) if reference else 0
+  forward = train_tokens * (2 * n_mm + 4 * lnh * seq_len)
+  flops_ref = forward * (int(reference) + int(old_pass))  # Reference and pi_old passes.
   sampled_tokens = (max(batch // num_samples, 1) * prompt_len
                     + batch * (seq_len - prompt_len))
   flops_sample = sampled_tokens * (2 * n_mm + 4 * lnh * kv_cache_len)
@@ -361,12 +366,17 @@ def dry_run_config(cfg: Any, *, num_devices: int, device_memory_gb: float = 80.0
   """`dry_run` of one GRPO step of an experiment Config (r1jax.run_config.Config).
 
   Rows B = prompts_per_step x grpo.num_samples; each row is max_prompt_len prompt tokens plus
-  sampling.max_new_tokens; the architecture is cfg.model and the mesh cfg.mesh.
+  sampling.max_new_tokens; a gradient is computed over `minibatch_size` rows (default: one
+  optimizer step's B / updates_per_rollout); the sampler decodes `rollout_chunk` prompts'
+  rows at once (default all); the architecture is cfg.model and the mesh cfg.mesh.
   """
   r = cfg.grpo.num_samples
-  return dry_run(cfg.model, cfg.mesh, batch=cfg.prompts_per_step * r,
+  rows = cfg.prompts_per_step * r
+  return dry_run(cfg.model, cfg.mesh, batch=rows,
                  seq_len=cfg.max_prompt_len + cfg.sampling.max_new_tokens,
                  num_devices=num_devices, device_memory_gb=device_memory_gb,
-                 minibatch=cfg.minibatch_size or None, prompt_len=cfg.max_prompt_len,
-                 num_samples=r, num_iterations=cfg.grpo.num_iterations,
-                 reference=cfg.grpo.kl_coef > 0)
+                 minibatch=cfg.minibatch_size or rows // cfg.updates_per_rollout,
+                 sample_batch=(cfg.rollout_chunk or cfg.prompts_per_step) * r,
+                 prompt_len=cfg.max_prompt_len, num_samples=r,
+                 num_iterations=cfg.grpo.num_iterations, reference=cfg.grpo.kl_coef > 0,
+                 old_pass=cfg.updates_per_rollout > 1 and cfg.grpo.old_logprobs == "trainer")

@@ -60,8 +60,8 @@ def debug_variant(cfg: Config, *, max_position_embeddings: int = 576,
 
   Keeps the recipe's objective, template and grader, and swaps in what a CPU without the
   weights or data can run: a tiny random Qwen2-family decoder (QKV bias, 264-id vocabulary)
-  with the byte tokenizer, 2 prompts x 4 samples of 16 new tokens, 2 steps, a checkpoint every
-  step and no evaluation or TensorBoard.
+  with the byte tokenizer, 2 prompts x 4 samples of 16 new tokens (sampled at once), 2 steps
+  of at most 2 optimizer updates, a checkpoint every step and no evaluation or TensorBoard.
 
   Args:
     cfg: the recipe's full config.
@@ -79,7 +79,10 @@ def debug_variant(cfg: Config, *, max_position_embeddings: int = 576,
       model_path="", tokenizer_path="bytes",
       grpo=dataclasses.replace(cfg.grpo, **{"num_samples": 4, **(grpo or {})}),
       sampling=dataclasses.replace(cfg.sampling, max_new_tokens=16),
-      max_prompt_len=512, prompts_per_step=2, minibatch_size=4, num_steps=2,
+      # Several optimizer steps per rollout stay several (2), each over 2 micro-batches.
+      updates_per_rollout=min(cfg.updates_per_rollout, 2),
+      minibatch_size=4 // min(cfg.updates_per_rollout, 2), rollout_chunk=0,
+      max_prompt_len=512, prompts_per_step=2, num_steps=2,
       eval=EvalConfig(), checkpoint=CheckpointConfig(every=1, keep=2), tensorboard=False)
   if task_args is not None:
     changes.update(task="arithmetic", task_args=dict(task_args), eval_task_args={"seed": 1})

@@ -101,13 +101,22 @@ def _decode(tokenizer: Any, tokens: np.ndarray, length: int, finished: bool,
 def collect(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
             model_cfg: ModelConfig, sampling: sampler_lib.SamplingConfig, grpo_cfg: GRPOConfig,
             key: jax.Array, num_samples: int, chat: bool = False,
-            max_prompt_len: int | None = None) -> Rollouts:
-  """Samples `num_samples` completions for each example and scores them."""
+            max_prompt_len: int | None = None, chunk: int = 0) -> Rollouts:
+  """Samples `num_samples` completions for each example and scores them.
+
+  `chunk` > 0 samples that many prompts per sampler call (chunk c with key fold_in(key, c)),
+  so a rollout that feeds many optimizer steps need not hold all its KV caches at once.
+  """
   prompt_ids = encode_prompts(task, examples, tokenizer, chat=chat, max_len=max_prompt_len)
-  out = sampler_lib.generate(params, prompt_ids, cfg=model_cfg, sampling=sampling, key=key,
-                             num_samples=num_samples)
-  # Every process gets every row (an all-gather when rows live on other hosts' devices).
-  tokens, logprobs, lengths, finished = sharding.to_host(tuple(out))
+  step = chunk if 0 < chunk < len(prompt_ids) else len(prompt_ids)
+  parts = []
+  for c, i in enumerate(range(0, len(prompt_ids), step)):
+    out = sampler_lib.generate(params, prompt_ids[i:i + step], cfg=model_cfg,
+                               sampling=sampling, num_samples=num_samples,
+                               key=key if step == len(prompt_ids) else jax.random.fold_in(key, c))
+    # Every process gets every row (an all-gather when rows live on other hosts' devices).
+    parts.append(sharding.to_host(tuple(out)))
+  tokens, logprobs, lengths, finished = (np.concatenate(x) for x in zip(*parts))
   p, r = len(examples), num_samples
   completions = [_decode(tokenizer, tokens[row], int(lengths[row]), bool(finished[row]),
                          sampling.eos_ids) for row in range(p * r)]
@@ -146,21 +155,24 @@ def collect_filtered(params, stream: ExampleStream, num_prompts: int, *, max_rou
   After `max_rounds` the batch is topped up with zero-variance groups (zero advantage, so no
   gradient) to keep its static shape. Returns the rollouts and metrics.
   """
-  kept, spare, drawn, rounds = [], [], 0, 0
-  first_zero_frac = None
+  kept, spare, drawn, rounds, zero_groups, errors = [], [], 0, 0, 0, 0
   while rounds < max_rounds and sum(len(k.examples) for k in kept) < num_prompts:
     examples = stream.next_batch(num_prompts)
     got = collect(params, examples, key=jax.random.fold_in(key, rounds), **kwargs)
     zero = np.asarray(grpo.zero_variance_groups(got.total_reward))
-    first_zero_frac = float(zero.mean()) if first_zero_frac is None else first_zero_frac
+    zero_groups += int(zero.sum())
+    errors += got.reward_errors
     kept.append(got.select_groups(~zero))
     spare.append(got.select_groups(zero))
     drawn += len(examples)
     rounds += 1
   batch = Rollouts.concat(kept + spare).select_groups(
       np.arange(sum(len(k.examples) for k in kept + spare)) < num_prompts)
+  # Every sampled completion was graded once, whichever part of the batch it landed in.
+  batch.reward_errors = errors
   metrics = {"sampling/rounds": float(rounds), "sampling/prompts_drawn": float(drawn),
-             "groups/zero_var_frac": first_zero_frac}
+             # Before the filter; `groups/zero_var_frac` is of the batch that is trained on.
+             "groups/zero_var_frac_prefilter": zero_groups / max(drawn, 1)}
   return batch, metrics
 
 

@@ -105,8 +105,17 @@ class Config:
   grpo: GRPOConfig = GRPOConfig()  # The objective (num_samples is R).
   sampling: SamplingConfig = SamplingConfig()  # Rollout sampling; eos ids default to the tokenizer's.
   max_prompt_len: int = 512  # Longer prompts are an error; also the prompt length a dry run plans.
-  prompts_per_step: int = 8  # P: prompts per step (B = P * R rows).
-  minibatch_size: int = 0  # Rows per gradient-accumulation minibatch; 0 = all B rows at once.
+  prompts_per_step: int = 8  # P: prompts per step, i.e. per rollout (B = P * R rows).
+  # U: optimizer steps per rollout. The B rows are shuffled (key from seed and step) and split
+  # into U mini-batches of B / U rows, one optimizer step each (TRL: steps_per_generation;
+  # veRL: train_batch_size / ppo_mini_batch_size). R1: 16.
+  updates_per_rollout: int = 1
+  # Rows per gradient-accumulation micro-batch inside one optimizer step; 0 = the whole
+  # mini-batch at once (TRL: per_device_train_batch_size; veRL: ppo_micro_batch_size).
+  minibatch_size: int = 0
+  # Prompts per sampler call (their R samples decode together); 0 = the whole rollout at once.
+  # Bounds the KV cache when a rollout feeds many optimizer steps.
+  rollout_chunk: int = 0
   num_steps: int = 100  # RL steps.
   optim: OptimConfig = OptimConfig()  # The RL optimizer.
   ref_reset_every: int = 0  # Reset the reference to the policy every N steps (R1: 400); 0 never.
@@ -124,9 +133,20 @@ class Config:
       if getattr(self, name) < 1:
         raise ValueError(f"Config.{name} must be >= 1, got {getattr(self, name)!r}")
     rows = self.prompts_per_step * self.grpo.num_samples
-    if self.minibatch_size < 0 or (self.minibatch_size and rows % self.minibatch_size):
+    u = self.updates_per_rollout
+    if not isinstance(u, int) or isinstance(u, bool) or u < 1 or rows % u:
+      raise ValueError(f"Config.updates_per_rollout ({u!r}) must be a positive integer that "
+                       f"divides the {rows} rows of a rollout (prompts_per_step x "
+                       "grpo.num_samples)")
+    per_update = rows // u
+    if self.minibatch_size < 0 or (self.minibatch_size and per_update % self.minibatch_size):
       raise ValueError(f"Config.minibatch_size ({self.minibatch_size}) must divide the "
-                       f"{rows} rows of a step (prompts_per_step x grpo.num_samples), or be 0")
+                       f"{per_update} rows of one optimizer step (prompts_per_step x "
+                       f"grpo.num_samples / updates_per_rollout), or be 0")
+    if self.rollout_chunk < 0 or (self.rollout_chunk and
+                                  self.prompts_per_step % self.rollout_chunk):
+      raise ValueError(f"Config.rollout_chunk ({self.rollout_chunk}) must divide "
+                       f"prompts_per_step ({self.prompts_per_step}), or be 0")
     if self.max_prompt_len < 1:
       raise ValueError(f"Config.max_prompt_len must be >= 1, got {self.max_prompt_len}")
     if self.max_sampling_rounds < 1:

@@ -6,9 +6,9 @@ objective, checkpoints and metrics into the thing `r1jax train EXPERIMENT.py` ru
   1. load or init the policy (and its tokenizer), restore the latest checkpoint if any, else
      run the optional cold-start SFT stage and save step 0;
   2. each step: P prompts from the task's resumable stream, R samples each (`rollout`),
-     rewards on the host, group advantages, then `grpo.num_iterations` optimizer updates over
-     gradient-accumulated minibatches (`train_step`), KL to a frozen reference when
-     kl_coef > 0 (reset to the policy every `ref_reset_every` steps);
+     rewards on the host, group advantages, then `updates_per_rollout` optimizer steps over
+     shuffled mini-batches, `grpo.num_iterations` times (`policy_update`), KL to a frozen
+     reference copy when kl_coef > 0 (reset to the policy every `ref_reset_every` steps);
   3. metrics.jsonl / TensorBoard / samples.jsonl every step, held-out evaluation every
      `eval.every` steps, checkpoints every `checkpoint.every` steps and on SIGTERM/SIGINT.
 
@@ -26,7 +26,7 @@ import pathlib
 import subprocess
 import tempfile
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +36,7 @@ from r1jax import checkpoint as checkpoint_lib
 from r1jax import config as config_lib
 from r1jax import grpo
 from r1jax import metrics as metrics_lib
+from r1jax import policy_update as policy_update_lib
 from r1jax import rollout as rollout_lib
 from r1jax import sampler as sampler_lib
 from r1jax import sft as sft_lib
@@ -49,7 +50,7 @@ from r1jax.tokenizer import load_tokenizer
 __all__ = ["run", "load_policy", "evaluate_batch"]
 
 # Key streams: separate fold_in tags keep init, SFT data, rollouts and evals independent.
-_INIT, _ROLLOUT, _EVAL = 0, 1, 2
+_INIT, _ROLLOUT, _EVAL, _SHUFFLE = 0, 1, 2, 3
 _NUMERICS = ("dtype", "param_dtype", "remat")
 
 
@@ -157,6 +158,11 @@ def _state(params, opt_state, ref_params, key, mesh=None) -> dict[str, Any]:
   return state
 
 
+def _reference(params):
+  """The frozen reference: its own copy of the policy's arrays (the update donates those)."""
+  return jax.tree.map(jnp.copy, params)
+
+
 def run(cfg: Config, workdir: str | os.PathLike, *, max_steps: int | None = None) -> dict:
   """Trains per `cfg` in `workdir` (resuming if it holds a checkpoint); returns last metrics.
 
@@ -177,170 +183,216 @@ def run(cfg: Config, workdir: str | os.PathLike, *, max_steps: int | None = None
     return _run(cfg, workdir, mesh, max_steps, is_main)
 
 
-def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps: int | None,
-         is_main: bool) -> dict:
+@dataclasses.dataclass
+class _Run:
+  """What a run builds once: the model, data, optimizer, update and writers (phase 1)."""
+
+  cfg: Config
+  workdir: pathlib.Path
+  mesh: jax.sharding.Mesh
+  is_main: bool
+  root: jax.Array  # The seed's key; every stream of randomness folds in from it.
+  model_cfg: Any
+  tokenizer: Any
+  sampling: sampler_lib.SamplingConfig
+  task: Any
+  stream: Any  # The task's resumable prompt stream.
+  tx: Any
+  schedule: Any
+  opt_init: Any  # jit(params) -> optimizer state, born in the params' shardings.
+  updater: policy_update_lib.PolicyUpdater
+  ckpt: checkpoint_lib.Checkpointer
+  sample_sh: Any  # The sampler's own param shardings (MeshConfig.sample_rules), or None.
+
+  @property
+  def use_ref(self) -> bool:
+    return self.cfg.grpo.kl_coef > 0
+
+
+def _setup(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, is_main: bool):
+  """Phase 1: the policy's weights and tokenizer, the task's stream, optimizer and update."""
   root = jax.random.key(cfg.seed)
   model_cfg, params, tokenizer = load_policy(cfg, workdir, jax.random.fold_in(root, _INIT), mesh)
   if is_main:
     (workdir / "model_config.json").write_text(config_lib.to_json(model_cfg))
-  sampling = _sampling(cfg, tokenizer)
   task = tasks_lib.get_task(cfg.task, **cfg.task_args)
   # One global prompt stream on every process: the sampler is one SPMD program whose host
   # inputs must be equal everywhere, the order (so the run) does not depend on the process
   # count, and one data position is checkpointed. Each process grades its share of the rows.
   stream = task.stream(seed=cfg.seed)
-  grpo_cfg = cfg.grpo
-  r = grpo_cfg.num_samples
-  rows = cfg.prompts_per_step * r
-  num_mb = rows // cfg.minibatch_size if cfg.minibatch_size else 1
-  tx, schedule = train_step.make_optimizer(cfg.optim, cfg.num_steps * grpo_cfg.num_iterations)
-  use_ref = grpo_cfg.kl_coef > 0
-
-  ckpt = checkpoint_lib.Checkpointer(workdir, save_every=cfg.checkpoint.every,
-                                     keep=cfg.checkpoint.keep)
+  # The schedule counts optimizer updates: U mini-batches x mu passes per step.
+  tx, schedule = train_step.make_optimizer(
+      cfg.optim, cfg.num_steps * cfg.updates_per_rollout * cfg.grpo.num_iterations)
   param_sh = jax.tree.map(lambda x: x.sharding, params)
   opt_init = jax.jit(tx.init, out_shardings=sharding.opt_state_shardings(
       tx, param_sh, jax.eval_shape(lambda: params)))
-  sample_sh = (None if cfg.mesh.sample_rules is None else
-               sharding.param_shardings(model_cfg, mesh, cfg.mesh.sample_rules))
-  opt_state = opt_init(params)
-  ref_params = params if use_ref else None
-  target = _state(params, opt_state, ref_params, root, mesh)
-  restored = ckpt.restore_latest(target)
-  writer = metrics_lib.MetricsWriter(workdir, tensorboard=cfg.tensorboard,
-                                     process_index=jax.process_index(),
-                                     resume_step=restored[0] if restored else 0)
+  run = _Run(cfg=cfg, workdir=workdir, mesh=mesh, is_main=is_main, root=root,
+             model_cfg=model_cfg, tokenizer=tokenizer, sampling=_sampling(cfg, tokenizer),
+             task=task, stream=stream, tx=tx, schedule=schedule, opt_init=opt_init,
+             updater=policy_update_lib.PolicyUpdater(model_cfg, cfg, tx, mesh),
+             ckpt=checkpoint_lib.Checkpointer(workdir, save_every=cfg.checkpoint.every,
+                                              keep=cfg.checkpoint.keep),
+             sample_sh=(None if cfg.mesh.sample_rules is None else
+                        sharding.param_shardings(model_cfg, mesh, cfg.mesh.sample_rules)))
+  return run, params
+
+
+def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any]:
+  """Phase 2: restore the latest checkpoint, or run the cold-start SFT and save step 0.
+
+  Returns (start step, params, optimizer state, reference params or None).
+  """
+  cfg = run.cfg
+  opt_state = run.opt_init(params)
+  ref_params = _reference(params) if run.use_ref else None
+  restored = run.ckpt.restore_latest(_state(params, opt_state, ref_params, run.root, run.mesh))
   if restored:
     start, state = restored
-    params, opt_state = state["params"], state["opt_state"]
-    ref_params = state.get("ref_params")
-    stream.restore(state["meta"]["data_position"])
-  else:
-    start = 0
-    if cfg.sft.steps:
-      sft_tx, _ = train_step.make_optimizer(cfg.sft.optim, cfg.sft.steps)
-      sft_stream = sft_lib.sft_source(cfg.sft, seed=cfg.seed)
-      params, _, sft_metrics = sft_lib.run_sft(
-          params, sft_tx.init(params), model_cfg=model_cfg, tokenizer=tokenizer, cfg=cfg.sft,
-          apply_update=train_step.make_apply_update(sft_tx),
-          stream=rollout_lib.ExampleStream(sft_stream, seed=cfg.seed),
-          log=lambda s, m: writer.log_console(f"sft {s}/{cfg.sft.steps}", m))
-      ref_params = params if use_ref else None
-      opt_state = opt_init(params)
-    ckpt.save(0, _state(params, opt_state, ref_params, root, mesh),
-              meta={"data_position": stream.position}, force=True)
+    run.stream.restore(state["meta"]["data_position"])
+    return start, state["params"], state["opt_state"], state.get("ref_params")
+  if cfg.sft.steps:
+    sft_tx, _ = train_step.make_optimizer(cfg.sft.optim, cfg.sft.steps)
+    params, _, _ = sft_lib.run_sft(
+        params, sft_tx.init(params), model_cfg=run.model_cfg, tokenizer=run.tokenizer,
+        cfg=cfg.sft, apply_update=train_step.make_apply_update(sft_tx),
+        stream=rollout_lib.ExampleStream(sft_lib.sft_source(cfg.sft, seed=cfg.seed),
+                                         seed=cfg.seed),
+        log=writer_log)
+    ref_params = _reference(params) if run.use_ref else None
+    opt_state = run.opt_init(params)
+  run.ckpt.save(0, _state(params, opt_state, ref_params, run.root, run.mesh),
+                meta={"data_position": run.stream.position}, force=True)
+  return 0, params, opt_state, ref_params
 
-  eval_task = eval_examples = None
-  if cfg.eval.every:
-    eval_task = tasks_lib.get_task(cfg.task, **{**cfg.task_args, **cfg.eval_task_args})
-    eval_examples = eval_task.stream(seed=cfg.seed + 1, shuffle=False).next_batch(
-        cfg.eval.num_examples)
 
-  def run_eval(step: int) -> dict[str, float]:
-    key = jax.random.fold_in(jax.random.fold_in(root, _EVAL), step)
+def _make_evaluator(run: _Run) -> Callable[[Any, int], dict[str, float]] | None:
+  """Phase 3: held-out greedy and sampled evaluation, every `eval.every` steps (or None)."""
+  cfg = run.cfg
+  if not cfg.eval.every:
+    return None
+  # Held out means not the training examples: a config that would evaluate on them is refused.
+  tasks_lib.check_eval_split(cfg.task, cfg.task_args, cfg.eval_task_args)
+  eval_task = tasks_lib.get_task(cfg.task, **{**cfg.task_args, **cfg.eval_task_args})
+  examples = eval_task.stream(seed=cfg.seed + 1, shuffle=False).next_batch(cfg.eval.num_examples)
+  greedy = dataclasses.replace(run.sampling, temperature=0.0)
+  sampled = dataclasses.replace(run.sampling, temperature=cfg.eval.temperature)
+  common = dict(task=eval_task, tokenizer=run.tokenizer, model_cfg=run.model_cfg,
+                chat=cfg.chat)
+
+  def evaluate(params, step: int) -> dict[str, float]:
+    key = jax.random.fold_in(jax.random.fold_in(run.root, _EVAL), step)
     out: dict[str, float] = {}
-    greedy = dataclasses.replace(sampling, temperature=0.0)
-    sampled = dataclasses.replace(sampling, temperature=cfg.eval.temperature)
-    for i in range(0, len(eval_examples), cfg.eval.batch_size):
-      chunk = eval_examples[i:i + cfg.eval.batch_size]
-      parts = [evaluate_batch(params, chunk, task=eval_task, tokenizer=tokenizer,
-                              model_cfg=model_cfg, sampling=greedy, key=key, chat=cfg.chat,
-                              prefix="eval/greedy"),
-               evaluate_batch(params, chunk, task=eval_task, tokenizer=tokenizer,
-                              model_cfg=model_cfg, sampling=sampled,
-                              key=jax.random.fold_in(key, i), num_samples=cfg.eval.num_samples,
-                              chat=cfg.chat, prefix="eval/sampled")]
+    for i in range(0, len(examples), cfg.eval.batch_size):
+      chunk = examples[i:i + cfg.eval.batch_size]
+      parts = [evaluate_batch(params, chunk, sampling=greedy, key=key, prefix="eval/greedy",
+                              **common),
+               evaluate_batch(params, chunk, sampling=sampled, key=jax.random.fold_in(key, i),
+                              num_samples=cfg.eval.num_samples, prefix="eval/sampled",
+                              **common)]
       for part in parts:
         for k, v in part.items():
-          out[k] = out.get(k, 0.0) + v * len(chunk) / len(eval_examples)
+          out[k] = out.get(k, 0.0) + v * len(chunk) / len(examples)
     return out
 
-  t_new = sampling.max_new_tokens
-  update = train_step.make_grpo_update(model_cfg, grpo_cfg, tx, t_new=t_new,
-                                       num_minibatches=num_mb)
-  ref_fn = train_step.make_ref_logprobs(model_cfg, t_new, num_mb) if use_ref else None
-  collect_kwargs = dict(task=task, tokenizer=tokenizer, model_cfg=model_cfg, sampling=sampling,
-                        grpo_cfg=grpo_cfg, num_samples=r, chat=cfg.chat,
-                        max_prompt_len=cfg.max_prompt_len)
+  return evaluate
 
-  def sampler_params():
-    # The sampler may use its own layout (MeshConfig.sample_rules): one reshard per rollout.
-    return params if sample_sh is None else sharding.reshard(params, sample_sh)
-  checkpoint_lib.install_preemption_handler()
-  end = cfg.num_steps if max_steps is None else min(cfg.num_steps, start + max_steps)
-  metrics: dict[str, float] = {}
-  if cfg.eval.every and start == 0:
-    writer.write(0, run_eval(0))
-  step = start
+
+def _rollout(run: _Run, params, step: int) -> tuple[rollout_lib.Rollouts, dict[str, float]]:
+  """Phase 4a: the step's P prompts, R samples each, graded (DAPO: refilled until varied)."""
+  cfg = run.cfg
+  # The sampler may use its own layout (MeshConfig.sample_rules): one reshard per rollout.
+  if run.sample_sh is not None:
+    params = sharding.reshard(params, run.sample_sh)
+  key = jax.random.fold_in(jax.random.fold_in(run.root, _ROLLOUT), step)
+  kwargs = dict(task=run.task, tokenizer=run.tokenizer, model_cfg=run.model_cfg,
+                sampling=run.sampling, grpo_cfg=cfg.grpo, num_samples=cfg.grpo.num_samples,
+                chat=cfg.chat, max_prompt_len=cfg.max_prompt_len, chunk=cfg.rollout_chunk)
+  if cfg.grpo.dynamic_sampling:
+    ro, metrics = rollout_lib.collect_filtered(
+        params, run.stream, cfg.prompts_per_step, max_rounds=cfg.max_sampling_rounds, key=key,
+        **kwargs)
+  else:
+    ro = rollout_lib.collect(params, run.stream.next_batch(cfg.prompts_per_step), key=key,
+                             **kwargs)
+    metrics = {}
+  if len(ro.examples) < cfg.prompts_per_step:
+    raise ValueError(f"the task {cfg.task!r} ran out of prompts at step {step}; use a "
+                     "larger data set or fewer steps")
+  return ro, metrics
+
+
+def _update_batch(run: _Run, ro: rollout_lib.Rollouts, adv: np.ndarray) -> train_step.Batch:
+  """Phase 4b: the rollout as the update's host arrays (old/ref logprobs filled in later)."""
+  t_prompt = sampler_lib.bucket_length(max(len(p) for p in ro.prompt_ids), run.sampling)
+  arrays = rollout_lib.to_batch_arrays(ro, t_prompt=t_prompt, pad_id=run.sampling.pad_id,
+                                       mask_truncated=run.cfg.grpo.mask_truncated)
+  zeros = np.zeros(ro.logprobs.shape, np.float32)
+  return train_step.Batch(arrays["tokens"], arrays["attn_mask"], arrays["loss_mask"],
+                          adv.reshape(-1).astype(np.float32), zeros, zeros,
+                          ro.logprobs.astype(np.float32))
+
+
+def _step_samples(run: _Run, ro: rollout_lib.Rollouts) -> list[dict[str, Any]]:
+  r = run.cfg.grpo.num_samples
+  return [{"prompt": run.tokenizer.decode(ro.prompt_ids[i // r]),
+           "completion": ro.completions[i], "reward": float(ro.total_reward.reshape(-1)[i]),
+           "length": int(ro.lengths[i])}
+          for i in range(min(run.cfg.samples_per_step, len(ro.completions)))]
+
+
+def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps: int | None,
+         is_main: bool) -> dict:
+  run, params = _setup(cfg, workdir, mesh, is_main)
+  writer = None
   try:
+    # The writer resumes after the checkpoint's step; the SFT logs through it before that.
+    start_guess = run.ckpt.latest_step() or 0
+    writer = metrics_lib.MetricsWriter(workdir, tensorboard=cfg.tensorboard,
+                                       process_index=jax.process_index(),
+                                       resume_step=start_guess)
+    start, params, opt_state, ref_params = _begin(
+        run, params, lambda s, m: writer.log_console(f"sft {s}/{cfg.sft.steps}", m))
+    evaluate = _make_evaluator(run)
+    checkpoint_lib.install_preemption_handler()
+    end = cfg.num_steps if max_steps is None else min(cfg.num_steps, start + max_steps)
+    metrics: dict[str, float] = {}
+    if evaluate and start == 0:
+      writer.write(0, evaluate(params, 0))
+    step = start
     for step in range(start + 1, end + 1):
       t0 = time.perf_counter()
-      key = jax.random.fold_in(jax.random.fold_in(root, _ROLLOUT), step)
-      if grpo_cfg.dynamic_sampling:
-        ro, metrics = rollout_lib.collect_filtered(
-            sampler_params(), stream, cfg.prompts_per_step, max_rounds=cfg.max_sampling_rounds, key=key,
-            **collect_kwargs)
-      else:
-        ro = rollout_lib.collect(sampler_params(), stream.next_batch(cfg.prompts_per_step),
-                                 key=key, **collect_kwargs)
-        metrics = {"groups/zero_var_frac": float(np.asarray(
-            grpo.zero_variance_groups(jnp.asarray(ro.total_reward))).mean())}
-      if len(ro.examples) < cfg.prompts_per_step:
-        raise ValueError(f"the task {cfg.task!r} ran out of prompts at step {step}; use a "
-                         "larger data set or fewer steps")
+      ro, metrics = _rollout(run, params, step)
       t_rollout = time.perf_counter() - t0
-      adv = np.asarray(grpo.advantages(jnp.asarray(ro.total_reward), cfg=grpo_cfg))
-      t_prompt = sampler_lib.bucket_length(max(len(p) for p in ro.prompt_ids), sampling)
-      arrays = rollout_lib.to_batch_arrays(ro, t_prompt=t_prompt, pad_id=sampling.pad_id,
-                                           mask_truncated=grpo_cfg.mask_truncated)
-      host = train_step.Batch(arrays["tokens"], arrays["attn_mask"], arrays["loss_mask"],
-                              adv.reshape(-1).astype(np.float32),
-                              np.zeros((rows, t_new), np.float32),
-                              np.zeros((rows, t_new), np.float32))
-      batch = sharding.global_batch(host, sharding.batch_shardings(host, mesh, cfg.mesh.rules))
-      if use_ref:
-        batch = batch._replace(ref_logprobs=ref_fn(ref_params, batch.tokens, batch.attn_mask))
-      if use_ref and ref_params is params:
-        ref_params = jax.tree.map(jnp.copy, params)  # The update donates params.
+      adv = np.asarray(grpo.advantages(jnp.asarray(ro.total_reward), cfg=cfg.grpo))
       t1 = time.perf_counter()
-      for it in range(grpo_cfg.num_iterations):
-        params, opt_state, upd, logp = update(params, opt_state, batch, it == 0)
-        if it == 0:
-          batch = batch._replace(old_logprobs=logp)
-          gap = np.abs(sharding.to_host(logp) - ro.logprobs) * arrays["loss_mask"]
-        upd = {k: float(v) for k, v in jax.device_get(upd).items()}
-        if not (np.isfinite(upd["loss"]) and np.isfinite(upd["grad_norm"])):
-          raise FloatingPointError(
-              f"non-finite loss ({upd['loss']}) or gradient norm ({upd['grad_norm']}) at step "
-              f"{step}, iteration {it + 1}; the last good checkpoint in "
-              f"{workdir / 'checkpoints'} is kept")
+      params, opt_state, upd = run.updater(
+          params, opt_state, ref_params, _update_batch(run, ro, adv),
+          key=jax.random.fold_in(jax.random.fold_in(run.root, _SHUFFLE), step), step=step,
+          where=str(workdir / "checkpoints"))
       t_train = time.perf_counter() - t1
-      if use_ref and cfg.ref_reset_every and step % cfg.ref_reset_every == 0:
-        ref_params = params  # Copied before the next update donates params.
+      if run.use_ref and cfg.ref_reset_every and step % cfg.ref_reset_every == 0:
+        ref_params = _reference(params)
       metrics.update(_rollout_metrics(ro, adv))
       metrics.update(upd)
-      metrics["logprob_gap/max"] = float(gap.max())
-      metrics["lr"] = float(schedule(step * grpo_cfg.num_iterations - 1))
+      metrics["lr"] = float(schedule_lr(run, step))
       metrics["time/rollout_s"] = t_rollout
       metrics["time/train_s"] = t_train
       metrics["time/step_s"] = time.perf_counter() - t0
       metrics["tokens_per_s"] = float(ro.lengths.sum()) / max(t_rollout, 1e-9)
-      if cfg.eval.every and step % cfg.eval.every == 0:
-        metrics.update(run_eval(step))
+      if evaluate and step % cfg.eval.every == 0:
+        metrics.update(evaluate(params, step))
       writer.write(step, metrics)
-      writer.write_samples(step, [
-          {"prompt": tokenizer.decode(ro.prompt_ids[i // r]), "completion": ro.completions[i],
-           "reward": float(ro.total_reward.reshape(-1)[i]), "length": int(ro.lengths[i])}
-          for i in range(min(cfg.samples_per_step, rows))])
+      writer.write_samples(step, _step_samples(run, ro))
       writer.progress(step, cfg.num_steps, metrics)
       stop = sharding.any_process(checkpoint_lib.should_stop())  # All stop at one step.
-      ckpt.save(step, _state(params, opt_state, ref_params if use_ref else None, root, mesh),
-                meta={"data_position": stream.position}, force=stop or step == end)
+      run.ckpt.save(step, _state(params, opt_state, ref_params, run.root, mesh),
+                    meta={"data_position": run.stream.position}, force=stop or step == end)
       if stop:
         break
   finally:
-    ckpt.close()
-    writer.close()
+    run.ckpt.close()
+    if writer is not None:
+      writer.close()
     checkpoint_lib.restore_signal_handlers()
   if is_main and step >= cfg.num_steps:
     try:
@@ -348,3 +400,8 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
     except ImportError as e:  # matplotlib is optional.
       print(f"plots skipped: {e}")
   return metrics
+
+
+def schedule_lr(run: _Run, step: int) -> float:
+  """The learning rate of the step's last optimizer update."""
+  return run.schedule(step * run.updater.updates_per_step - 1)

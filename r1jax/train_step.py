@@ -1,26 +1,29 @@
 """The jit-compiled parts of training: optimizer, teacher-forced logprobs, GRPO and SFT updates.
 
-Place in the pipeline: steps 4-5 of a GRPO step (DESIGN.md). `train.py` gathers a rollout
-batch on the host and hands it here as static-shape arrays:
+Place in the pipeline: step 5 of a GRPO step (DESIGN.md). `r1jax.policy_update` splits a
+rollout into mini-batches and hands each one here as static-shape arrays:
 
   tokens      int32 [B, Tp + Tn]  left-padded prompt, then the completion (Tp = prompt bucket)
   attn_mask   bool  [B, Tp + Tn]  True on real prompt tokens and on generated tokens
   loss_mask   f32   [B, Tn]       1 on the completion tokens that enter the loss
   advantages  f32   [B]
-  old_logprobs, ref_logprobs  f32 [B, Tn]
+  old_logprobs, ref_logprobs, sampler_logprobs  f32 [B, Tn]
 
-An update is one optimizer step whose gradient is summed over `num_minibatches` minibatches
-(lax.scan, so memory holds one minibatch's activations), each normalised by the full batch's
-denominator (`grpo.loss_normalizer`), so the update equals the whole-batch update exactly.
+`make_grpo_update` builds one optimizer step over such a mini-batch: its gradient is summed in
+float32 over `num_microbatches` micro-batches (lax.scan, so memory holds one micro-batch's
+activations), each normalised by the whole mini-batch's denominator (`grpo.loss_normalizer`),
+so the step equals the one over the whole mini-batch at once. Every logprob is of the tempered
+distribution softmax(logits / T) that the rollout sampled from.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from typing import Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from r1jax import grpo
@@ -29,11 +32,18 @@ from r1jax.models import transformer
 from r1jax.models.config import ModelConfig
 from r1jax.run_config import OptimConfig
 
-__all__ = ["Batch", "make_optimizer", "completion_logprobs", "make_grpo_update",
-           "make_ref_logprobs", "make_sft_grad", "make_apply_update"]
+__all__ = ["Batch", "make_optimizer", "completion_logprobs", "make_grpo_grads",
+           "make_grpo_update", "make_logprobs", "make_sft_grad", "make_apply_update",
+           "reduce_metrics"]
 
-# Metrics that are a minibatch's share of a whole-batch sum (add them); the rest are averaged.
+# How per-micro-batch metrics combine into one optimizer step's: shares of the step's sum
+# (added), extremes (min of minima, max of maxima); every other metric is a per-token mean,
+# weighted by the micro-batch's token count. `adv/*` are per-row statistics that only the
+# whole rollout can give (the caller computes them there), so they are left out.
 _SUMMED = ("loss", "pg_loss", "tokens")
+_MINIMA = ("ratio/min",)
+_MAXIMA = ("ratio/max", "tis/max")
+_ROW_STATS = ("adv/mean", "adv/std")
 
 
 class Batch(NamedTuple):
@@ -43,6 +53,34 @@ class Batch(NamedTuple):
   advantages: jax.Array
   old_logprobs: jax.Array
   ref_logprobs: jax.Array
+  sampler_logprobs: jax.Array | None = None
+
+
+def reduce_metrics(stacked: Mapping[str, jax.Array | np.ndarray],
+                   xp=jnp) -> dict[str, jax.Array | np.ndarray]:
+  """Combines metrics stacked over n parts ({name: [n]}) into one value per name.
+
+  Sums for the summed keys, the min of minima and max of maxima over parts that hold tokens,
+  token-weighted means for the rest (`stacked['tokens']` are the weights). `xp` is jnp inside
+  jit and np on the host, where the same rules combine optimizer steps.
+  """
+  w = xp.asarray(stacked["tokens"], xp.float32)
+  total = xp.sum(w)
+  has = w > 0
+  out = {}
+  for k, v in stacked.items():
+    if k in _ROW_STATS:
+      continue
+    v = xp.asarray(v, xp.float32)
+    if k in _SUMMED:
+      out[k] = xp.sum(v)
+    elif k in _MINIMA:
+      out[k] = xp.where(total > 0, xp.min(xp.where(has, v, xp.inf)), 1.0)
+    elif k in _MAXIMA:
+      out[k] = xp.where(total > 0, xp.max(xp.where(has, v, -xp.inf)), 1.0)
+    else:
+      out[k] = xp.where(total > 0, xp.sum(v * w) / xp.maximum(total, 1.0), xp.mean(v))
+  return out
 
 
 def make_optimizer(cfg: OptimConfig, total_updates: int) -> tuple[optax.GradientTransformation,
@@ -76,66 +114,103 @@ def completion_logits(params, tokens: jax.Array, attn_mask: jax.Array, *, cfg: M
 
 
 def completion_logprobs(params, tokens: jax.Array, attn_mask: jax.Array, *, cfg: ModelConfig,
-                        t_new: int) -> jax.Array:
-  """Teacher-forced logprobs [B, Tn] of the last Tn tokens (the completion)."""
+                        t_new: int, temperature: float = 1.0) -> jax.Array:
+  """Teacher-forced logprobs [B, Tn] of the last Tn tokens (the completion) at a temperature."""
   logits = completion_logits(params, tokens, attn_mask, cfg=cfg, t_new=t_new)
-  return grpo.token_logprobs(logits, tokens[:, -t_new:])
+  return grpo.token_logprobs(logits, tokens[:, -t_new:], temperature=temperature)
 
 
 def _split(x: jax.Array, num: int) -> jax.Array:
   return x.reshape(num, x.shape[0] // num, *x.shape[1:])
 
 
-def make_ref_logprobs(model_cfg: ModelConfig, t_new: int, num_minibatches: int) -> Callable:
-  """jit(ref_params, tokens, attn_mask) -> ref logprobs [B, Tn], one minibatch at a time."""
-  @jax.jit
-  def ref_logprobs(ref_params, tokens, attn_mask):
-    def one(_, mb):
-      return None, completion_logprobs(ref_params, *mb, cfg=model_cfg, t_new=t_new)
-    _, out = jax.lax.scan(one, None, (_split(tokens, num_minibatches),
-                                      _split(attn_mask, num_minibatches)))
-    return out.reshape(tokens.shape[0], t_new)
-  return ref_logprobs
+def make_logprobs(model_cfg: ModelConfig, t_new: int, num_microbatches: int,
+                  temperature: float = 1.0) -> Callable:
+  """jit(params, tokens, attn_mask) -> logprobs [B, Tn], one micro-batch at a time.
 
-
-def make_grpo_update(model_cfg: ModelConfig, grpo_cfg: GRPOConfig,
-                     tx: optax.GradientTransformation, *, t_new: int,
-                     num_minibatches: int) -> Callable:
-  """Builds jit(params, opt_state, batch, on_policy) -> (params, opt_state, metrics, logprobs).
-
-  `on_policy` (static) means the batch was sampled from these very params (the first of
-  `num_iterations` passes): the old logprobs are then the stop-gradient of the current ones,
-  which saves a forward pass. The returned logprobs [B, Tn] are the current policy's, to be
-  the old logprobs of later passes.
+  The reference model's logprobs, and pi_old on the rollout's params before its first step.
   """
+  @jax.jit
+  def logprobs(params, tokens, attn_mask):
+    def one(_, mb):
+      return None, completion_logprobs(params, *mb, cfg=model_cfg, t_new=t_new,
+                                       temperature=temperature)
+    _, out = jax.lax.scan(one, None, (_split(tokens, num_microbatches),
+                                      _split(attn_mask, num_microbatches)))
+    return out.reshape(tokens.shape[0], t_new)
+  return logprobs
+
+
+def _grads_fn(model_cfg: ModelConfig, grpo_cfg: GRPOConfig, *, t_new: int,
+              num_microbatches: int, temperature: float) -> Callable:
+  """(params, batch, on_policy) -> (float32 grads, metrics, logprobs [B, Tn]), traceable."""
   use_ref = grpo_cfg.kl_coef > 0
 
   def loss_fn(params, mb: Batch, normalizer, on_policy):
     logits = completion_logits(params, mb.tokens, mb.attn_mask, cfg=model_cfg, t_new=t_new)
-    logp = grpo.token_logprobs(logits, mb.tokens[:, -t_new:])
-    ent = grpo.token_entropy(logits)
+    targets = mb.tokens[:, -t_new:]
+    logp = grpo.token_logprobs(logits, targets, temperature=temperature)
+    ent = grpo.token_entropy(logits, temperature=temperature)
     loss, metrics = grpo.policy_loss(
         logp, None if on_policy else mb.old_logprobs, mb.ref_logprobs if use_ref else None,
-        mb.advantages, mb.loss_mask, cfg=grpo_cfg, entropies=ent, normalizer=normalizer)
+        mb.advantages, mb.loss_mask, cfg=grpo_cfg, entropies=ent, normalizer=normalizer,
+        sampler_logprobs=mb.sampler_logprobs)
     return loss, (metrics, logp)
+
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def grads(params, batch: Batch, on_policy: bool):
+    normalizer = grpo.loss_normalizer(batch.loss_mask, cfg=grpo_cfg)
+
+    def one(acc, mb):
+      (_, (metrics, logp)), g = grad_fn(params, mb, normalizer, on_policy)
+      # Summed in float32 whatever the param dtype: 16-32 bf16 additions would lose the
+      # low bits of every micro-batch's share.
+      return jax.tree.map(lambda a, x: a + x.astype(jnp.float32), acc, g), (metrics, logp)
+
+    zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+    total, (metrics, logps) = jax.lax.scan(
+        one, zeros, jax.tree.map(lambda x: _split(x, num_microbatches), batch))
+    return total, reduce_metrics(metrics), logps.reshape(batch.tokens.shape[0], t_new)
+
+  return grads
+
+
+def make_grpo_grads(model_cfg: ModelConfig, grpo_cfg: GRPOConfig, *, t_new: int,
+                    num_microbatches: int, temperature: float = 1.0) -> Callable:
+  """jit(params, batch, on_policy) -> (float32 grads, metrics, logprobs [B, Tn]).
+
+  The gradient of one optimizer step's loss, accumulated over micro-batches; see
+  `make_grpo_update` for `on_policy`.
+  """
+  fn = _grads_fn(model_cfg, grpo_cfg, t_new=t_new, num_microbatches=num_microbatches,
+                 temperature=temperature)
+  return jax.jit(fn, static_argnums=(2,))
+
+
+def make_grpo_update(model_cfg: ModelConfig, grpo_cfg: GRPOConfig,
+                     tx: optax.GradientTransformation, *, t_new: int, num_microbatches: int,
+                     temperature: float = 1.0) -> Callable:
+  """Builds jit(params, opt_state, batch, on_policy) -> (params, opt_state, metrics, logprobs).
+
+  One optimizer step over `batch` (a mini-batch). `on_policy` (static) means the batch was
+  sampled from these very params and this is the rollout's only step before pi_old is known
+  (one update per rollout): the old logprobs are then the stop-gradient of the current ones,
+  which saves a forward pass. The returned logprobs [B, Tn] are the current policy's (before
+  the step), to be pi_old of later passes. `temperature` is the rollout's sampling temperature.
+  """
+  grads_fn = _grads_fn(model_cfg, grpo_cfg, t_new=t_new, num_microbatches=num_microbatches,
+                       temperature=temperature)
 
   @functools.partial(jax.jit, static_argnums=(3,), donate_argnums=(0, 1))
   def update(params, opt_state, batch: Batch, on_policy: bool):
-    normalizer = grpo.loss_normalizer(batch.loss_mask, cfg=grpo_cfg)
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-
-    def one(acc, mb):
-      (_, (metrics, logp)), grads = grad_fn(params, mb, normalizer, on_policy)
-      return jax.tree.map(jnp.add, acc, grads), (metrics, logp)
-
-    zeros = jax.tree.map(jnp.zeros_like, params)
-    grads, (metrics, logps) = jax.lax.scan(
-        one, zeros, jax.tree.map(lambda x: _split(x, num_minibatches), batch))
-    metrics = {k: jnp.sum(v) if k in _SUMMED else jnp.mean(v) for k, v in metrics.items()}
+    grads, metrics, logps = grads_fn(params, batch, on_policy)
     metrics["grad_norm"] = optax.tree.norm(grads)
+    # The optimizer state was made from the params, so it sees grads of their dtype.
+    grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)
     updates, opt_state = tx.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
-    return params, opt_state, metrics, logps.reshape(batch.tokens.shape[0], t_new)
+    return params, opt_state, metrics, logps
 
   return update
 

@@ -4,7 +4,7 @@ Run by sharding_rl_multidevice_test.py in its own process (XLA's fake device cou
 set before jax is imported). For the reference (one device) and each (data, fsdp, tensor) mesh
 it runs the pieces `train.py` composes, on a tiny model and a fixed rollout batch:
 
-  * `train_step.make_ref_logprobs` (teacher-forced reference logprobs, 2 minibatches);
+  * `train_step.make_logprobs` (teacher-forced reference logprobs, 2 micro-batches);
   * `train_step.make_grpo_update` off-policy (old logprobs given, so ratios leave 1 and both
     clips engage; KL term on; 2 minibatches accumulated with lax.scan). The optimizer is
     plain SGD with learning rate 1, so `params - new_params` IS the gradient: comparing the
@@ -84,9 +84,9 @@ def _batch() -> train_step.Batch:
 
 def _grpo_step(params, opt_state, batch: train_step.Batch, noise: np.ndarray):
   """Reference logprobs, then one off-policy GRPO update; fresh jits (one trace per layout)."""
-  ref_fn = train_step.make_ref_logprobs(CFG, T_NEW, NUM_MB)
+  ref_fn = train_step.make_logprobs(CFG, T_NEW, NUM_MB)
   update = train_step.make_grpo_update(CFG, GRPO, optax.sgd(1.0), t_new=T_NEW,
-                                       num_minibatches=NUM_MB)
+                                       num_microbatches=NUM_MB)
   ref_lp = ref_fn(params, batch.tokens, batch.attn_mask)
   # Old and reference logprobs off the current policy's, so the ratios leave 1, the clips
   # engage and the KL term has a gradient (at policy == reference it is 0 with 0 gradient).

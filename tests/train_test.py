@@ -33,7 +33,8 @@ def tiny_config(**kw) -> Config:
       eval_task_args={"seed": 1},
       grpo=GRPOConfig(num_samples=4, kl_coef=0.01, loss_agg="token_mean", num_iterations=2),
       sampling=SamplingConfig(max_new_tokens=16, prompt_multiple=16),
-      prompts_per_step=4, minibatch_size=8, num_steps=4, ref_reset_every=2,
+      prompts_per_step=4, updates_per_rollout=2, minibatch_size=4, num_steps=4,
+      ref_reset_every=2,
       optim=OptimConfig(lr=1e-3),
       sft=SFTConfig(steps=2, data="miniature", batch_size=16, optim=OptimConfig(lr=1e-3)),
       eval=EvalConfig(every=2, num_examples=4, batch_size=4),
@@ -115,7 +116,7 @@ def test_sigkilled_run_resumes_bit_for_bit(tmp_path):
 
 def test_stopping_early_then_continuing_equals_one_run(tmp_path):
   cfg = tiny_config(grpo=GRPOConfig(num_samples=4, kl_coef=0.0, dynamic_sampling=True),
-                    sft=SFTConfig(), eval=EvalConfig(), minibatch_size=0)
+                    sft=SFTConfig(), eval=EvalConfig(), minibatch_size=0, updates_per_rollout=1)
   train.run(cfg, tmp_path / "a")
   train.run(cfg, tmp_path / "b", max_steps=1)
   train.run(cfg, tmp_path / "b", max_steps=1)

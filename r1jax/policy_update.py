@@ -1,0 +1,168 @@
+"""One GRPO step's policy update: U shuffled mini-batch optimizer steps over a rollout, mu times.
+
+Place in the pipeline: step 5 of a GRPO step (DESIGN.md), after the rollout's rewards and
+advantages. What one step does, in the papers' terms:
+
+  1. pi_old is fixed before the first optimizer step: the trainer's teacher-forced logprobs on
+     the rollout's params (`grpo.old_logprobs="trainer"`, one extra forward pass) or the
+     sampler's own (`"sampler"`, no pass; equal in float32). With a single optimizer step per
+     rollout and the trainer's pi_old, the pass is skipped: that step computes the same
+     logprobs itself, so every ratio is exactly 1 and no clip can bind.
+  2. The reference model's logprobs, when the KL term is on.
+  3. `grpo.num_iterations` (mu) passes; each shuffles the B rows with a key from the seed, the
+     step and the pass, and cuts them into `updates_per_rollout` (U) mini-batches of B / U
+     rows, one optimizer step each. Inside a step the rows are split into micro-batches of
+     `minibatch_size` rows whose float32 gradients are summed (`train_step`). Each loss_agg
+     normalises over its mini-batch: token_mean by the mini-batch's tokens, the per-sequence
+     means by its sequences.
+
+Every logprob (trainer, reference, KL, the sampler's) is of softmax(logits / T) at the
+rollout's sampling temperature T. Names elsewhere: U is TRL's `steps_per_generation` and veRL's
+train_batch_size / ppo_mini_batch_size; `minibatch_size` is TRL's per-device train batch and
+veRL's ppo_micro_batch_size; mu is TRL's `num_iterations` and veRL's `ppo_epochs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from r1jax import sharding
+from r1jax import train_step
+from r1jax.models.config import ModelConfig
+from r1jax.run_config import Config
+
+__all__ = ["PolicyUpdater", "resolve_grpo", "training_temperature"]
+
+
+def training_temperature(cfg: Config) -> float:
+  """The temperature the trainer scores tokens at: the rollout's (greedy rollouts: 1)."""
+  return cfg.sampling.temperature or 1.0
+
+
+def resolve_grpo(cfg: Config):
+  """cfg.grpo with the trainer's defaults filled in (Dr. GRPO's divisor = the budget)."""
+  g = cfg.grpo
+  if g.loss_agg == "seq_mean_token_sum_norm" and not g.token_sum_divisor:
+    g = dataclasses.replace(g, token_sum_divisor=cfg.sampling.max_new_tokens)
+  return g
+
+
+class PolicyUpdater:
+  """The compiled update of a run, and the host loop over its mini-batches (see module doc)."""
+
+  def __init__(self, model_cfg: ModelConfig, cfg: Config, tx: optax.GradientTransformation,
+               mesh: jax.sharding.Mesh):
+    self._cfg = cfg
+    self._mesh = mesh
+    self._grpo = resolve_grpo(cfg)
+    self.rows = cfg.prompts_per_step * cfg.grpo.num_samples
+    self.num_updates = cfg.updates_per_rollout
+    self.rows_per_update = self.rows // self.num_updates
+    micro = cfg.minibatch_size or self.rows_per_update
+    t_new = cfg.sampling.max_new_tokens
+    temperature = training_temperature(cfg)
+    self._update = train_step.make_grpo_update(
+        model_cfg, self._grpo, tx, t_new=t_new,
+        num_microbatches=self.rows_per_update // micro, temperature=temperature)
+    self._logprobs = train_step.make_logprobs(model_cfg, t_new, self.rows // micro, temperature)
+
+  @property
+  def updates_per_step(self) -> int:
+    """Optimizer steps per training step (U x mu): what the learning-rate schedule counts."""
+    return self.num_updates * self._grpo.num_iterations
+
+  def _place(self, host: train_step.Batch) -> train_step.Batch:
+    return sharding.global_batch(
+        host, sharding.batch_shardings(host, self._mesh, self._cfg.mesh.rules))
+
+  def _teacher_forced(self, params, full: train_step.Batch) -> np.ndarray:
+    return sharding.to_host(self._logprobs(params, full.tokens, full.attn_mask))
+
+  def _order(self, key: jax.Array, it: int) -> np.ndarray:
+    if self.num_updates == 1:  # One mini-batch: its row order changes nothing but rounding.
+      return np.arange(self.rows)
+    return np.asarray(jax.random.permutation(jax.random.fold_in(key, it), self.rows))
+
+  def __call__(self, params: Any, opt_state: Any, ref_params: Any, host: train_step.Batch, *,
+               key: jax.Array, step: int, where: str) -> tuple[Any, Any, dict[str, float]]:
+    """Runs the U x mu optimizer steps of one rollout.
+
+    Args:
+      params, opt_state: the policy and its optimizer state (donated).
+      ref_params: the frozen reference (used when grpo.kl_coef > 0).
+      host: the rollout as numpy arrays [B, ...] (old/ref logprobs are filled in here;
+        `sampler_logprobs` holds the sampler's).
+      key: the shuffling key of this step.
+      step: the training step, for error messages.
+      where: where the last good checkpoint lives, for error messages.
+
+    Returns:
+      (params, opt_state, metrics): the metrics of all optimizer steps combined (loss and
+      pg_loss averaged over steps, extremes of extremes, token-weighted means), the update
+      count, advantage statistics over the rollout and `logprob_gap/max`.
+    """
+    g = self._grpo
+    full = None
+    if g.kl_coef > 0 or (self.num_updates > 1 and g.old_logprobs == "trainer"):
+      full = self._place(host)
+    ref = self._teacher_forced(ref_params, full) if g.kl_coef > 0 else host.ref_logprobs
+    if g.old_logprobs == "sampler":
+      old = host.sampler_logprobs
+    elif self.num_updates > 1:
+      old = self._teacher_forced(params, full)
+    else:
+      old = None  # The single step computes it (on-policy); kept for the later passes.
+    first = seen = None  # The first step's logprobs: still on the rollout's params.
+    per_update = []
+    for it in range(g.num_iterations):
+      order = self._order(key, it)
+      for u in range(self.num_updates):
+        rows = order[u * self.rows_per_update:(u + 1) * self.rows_per_update]
+        on_policy = old is None
+        take = lambda x: None if x is None else x[rows]
+        mb = train_step.Batch(
+            take(host.tokens), take(host.attn_mask), take(host.loss_mask),
+            take(host.advantages), take(host.old_logprobs if on_policy else old),
+            take(ref), take(host.sampler_logprobs))
+        params, opt_state, m, logp = self._update(params, opt_state, self._place(mb), on_policy)
+        m = {k: float(v) for k, v in jax.device_get(m).items()}
+        if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
+          raise FloatingPointError(
+              f"non-finite loss ({m['loss']}) or gradient norm ({m['grad_norm']}) at step "
+              f"{step}, pass {it + 1}, optimizer step {u + 1} of {self.num_updates}; the "
+              f"last good checkpoint in {where} is kept")
+        if first is None and (on_policy or g.old_logprobs == "sampler"):
+          first, seen = np.zeros_like(host.loss_mask), rows
+          first[rows] = sharding.to_host(logp)
+          if on_policy:
+            old = first
+        per_update.append(m)
+    # How far the sampler's logprobs are from the trainer's on the same params: all rows with
+    # the trainer's pi_old, the first mini-batch's rows with the sampler's.
+    trainer_old, seen = (old, slice(None)) if g.old_logprobs == "trainer" else (first, seen)
+    gap = np.abs(trainer_old[seen] - host.sampler_logprobs[seen]) * host.loss_mask[seen]
+    metrics = _combine(per_update, g.num_iterations)
+    metrics["adv/mean"] = float(np.mean(host.advantages))
+    metrics["adv/std"] = float(np.std(host.advantages))
+    metrics["logprob_gap/max"] = float(gap.max())
+    return params, opt_state, metrics
+
+
+def _combine(per_update: list[dict[str, float]], num_iterations: int) -> dict[str, float]:
+  """One step's metrics from its optimizer steps' (see `train_step.reduce_metrics`)."""
+  norms = np.array([m.pop("grad_norm") for m in per_update])
+  stacked = {k: np.array([m[k] for m in per_update]) for k in per_update[0]}
+  out = {k: float(v) for k, v in train_step.reduce_metrics(stacked, xp=np).items()}
+  n = len(per_update)
+  out["loss"] /= n  # Each step's loss is its mini-batch's mean: average them.
+  out["pg_loss"] /= n
+  out["tokens"] /= num_iterations  # The rollout's tokens in the loss, once.
+  out["grad_norm"] = float(norms.mean())
+  out["grad_norm/max"] = float(norms.max())
+  out["updates"] = float(n)
+  return out
