@@ -23,11 +23,12 @@ H20 GPUs (project page).
 
 Here:
   * every setting above, lengths unscaled (prompts up to 2,048 tokens, responses up to 20,480).
-  * one r1jax step = one of the paper's gradient updates: 32 prompts x 16 responses = 512
-    fresh responses (after dynamic sampling) and one update; the paper samples a rollout of 512
-    prompts for 16 updates, so its later updates are slightly off-policy and r1jax's are not.
-    Its 20-rollout warmup is 320 updates here; num_steps 80,000 = 5,000 rollouts (our reading
-    of Fig. 1: DAPO reaches 50 at about half of the 10,000 plotted steps).
+  * one r1jax step = one of the paper's rollouts: 512 prompts x 16 responses (after dynamic
+    sampling), then 16 optimizer steps on mini-batches of 512 responses
+    (`updates_per_rollout=16`), pi_old fixed on the rollout's params; the sampler decodes 32
+    prompts at a time (`rollout_chunk`). The 20-rollout warmup is 320 optimizer updates (the
+    schedule counts updates); num_steps 5,000 rollouts is our reading of Fig. 1 (DAPO reaches
+    50 at about half of the 10,000 plotted steps).
   * dynamic sampling draws at most 10 batches per step (max_sampling_rounds; the paper samples
     until the batch is full) and tops up with zero-variance groups, which carry no gradient.
   * r1jax's maths reward is 1/0, not +1/-1. Group-normalised advantages ignore that affine
@@ -79,15 +80,17 @@ def get_config() -> Config:
       grpo=dataclasses.replace(dapo(), overlong_penalty_factor=0.5),
       sampling=SamplingConfig(temperature=1.0, max_new_tokens=20_480),
       max_prompt_len=2048,
-      prompts_per_step=32,
+      prompts_per_step=512,
+      updates_per_rollout=UPDATES_PER_ROLLOUT,  # Mini-batches of 512 responses.
       minibatch_size=16,
-      num_steps=5000 * UPDATES_PER_ROLLOUT,
+      rollout_chunk=32,
+      num_steps=5000,
       optim=OptimConfig(lr=1e-6, warmup_steps=20 * UPDATES_PER_ROLLOUT, schedule="constant",
                         max_grad_norm=1.0),
       max_sampling_rounds=10,
-      eval=EvalConfig(every=10 * UPDATES_PER_ROLLOUT, num_examples=30, num_samples=32,
-                      temperature=1.0, batch_size=30),
-      checkpoint=CheckpointConfig(every=10 * UPDATES_PER_ROLLOUT, keep=3),
+      eval=EvalConfig(every=10, num_examples=30, num_samples=32, temperature=1.0,
+                      batch_size=30),
+      checkpoint=CheckpointConfig(every=10, keep=3),
       # 20k-token rows: heads split 8 ways so one layer's attention scores fit a device.
       mesh=MeshConfig(data=1, fsdp=16, tensor=8),
       seed=0,
@@ -99,9 +102,15 @@ def get_debug_config() -> Config:
 
   A tiny random Qwen2-family decoder with the byte tokenizer; generated additions replace the
   maths file; the overlong buffer keeps the paper's share of the budget (4,096 / 20,480).
+  A random model is never right, so what varies within a group is the overlong shaping (some
+  rows stop early by chance, the rest are cut off and penalised); a toy learning rate (1e-2)
+  moves the policy enough that the second of the step's two optimizer steps, whose pi_old is
+  the rollout's, sees ratios past 1 + eps_high: the run logs clip/high_frac > 0.
   """
   cfg = get_config()
   return experiment.debug_variant(
       cfg, task_args={"seed": 0, "digits": 2, "template": "qwen_math"},
-      grpo={"overlong_buffer": 3}, optim=dataclasses.replace(cfg.optim, warmup_steps=1),
+      grpo={"overlong_buffer": 24},
+      sampling=dataclasses.replace(cfg.sampling, max_new_tokens=120),
+      optim=dataclasses.replace(cfg.optim, lr=1e-2, warmup_steps=0),
       max_sampling_rounds=2, mesh=MeshConfig())  # Whatever devices are present.

@@ -21,10 +21,11 @@ wrong responses keeps growing; Dr. GRPO keeps it lower at equal or better accura
 Fig. 5, Qwen2.5-1.5B). Hardware: 8 x A100, about 27 hours.
 
 Here: every setting above; nothing is scaled (the 3,000-token budget already fits Qwen2.5-Math's
-4,096-token context). One r1jax step = one of the paper's updates: 16 questions x 8 responses =
-128 fresh responses and one optimizer update (the released script samples 8 updates' worth at
-once). num_steps = 3,200 updates (400 rollouts of 128 questions) is our choice, as the paper
-does not give it. Data: $R1JAX_DATA (default ./data) must hold math/train.jsonl (MATH train:
+4,096-token context). One r1jax step = one of the released script's rollouts: 128 questions x
+8 responses = 1,024 responses, then 8 optimizer steps on mini-batches of 128 responses
+(`updates_per_rollout=8`), pi_old fixed on the rollout's params; the sampler decodes 16
+questions at a time (`rollout_chunk`). num_steps = 400 rollouts (3,200 optimizer steps) is our
+choice, as the paper does not give it. Data: $R1JAX_DATA (default ./data) must hold math/train.jsonl (MATH train:
 problem, answer or solution, level) and math500/test.jsonl.
 
 Commands:
@@ -48,6 +49,7 @@ from r1jax.sampler import SamplingConfig
 DATA = os.environ.get("R1JAX_DATA", "data")
 # The hardware of the dry run in the docstring (and of tests/experiments_test.py).
 HARDWARE = {"num_devices": 8, "device_memory_gb": 80.0}
+UPDATES_PER_ROLLOUT = 8  # 128 questions x 8 responses a rollout, 128 responses an update.
 
 
 def get_config() -> Config:
@@ -58,18 +60,20 @@ def get_config() -> Config:
       task_args={"path": f"{DATA}/math/train.jsonl", "levels": (3, 4, 5),
                  "template": "qwen_math"},  # \boxed{} answers; no format reward.
       eval_task_args={"path": f"{DATA}/math500/test.jsonl", "levels": None},
-      # R = 8, beta = 0, no std, token sums / max_new_tokens, eps 0.2, one pass.
+      # R = 8, beta = 0, no std, token sums / 3,000 (the budget), eps 0.2, one pass.
       grpo=dr_grpo(),
       sampling=SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=3000),
       max_prompt_len=1024,
-      prompts_per_step=16,
+      prompts_per_step=128,
+      updates_per_rollout=UPDATES_PER_ROLLOUT,  # Mini-batches of 128 responses.
       minibatch_size=32,
-      num_steps=3200,
+      rollout_chunk=16,
+      num_steps=400,
       optim=OptimConfig(lr=1e-6, schedule="constant", b1=0.9, b2=0.95, weight_decay=0.0,
                         max_grad_norm=1.0),
-      eval=EvalConfig(every=128, num_examples=500, num_samples=1, temperature=1.0,
+      eval=EvalConfig(every=16, num_examples=500, num_samples=1, temperature=1.0,
                       batch_size=100),
-      checkpoint=CheckpointConfig(every=128, keep=3),
+      checkpoint=CheckpointConfig(every=16, keep=3),
       seed=0,
   )
 

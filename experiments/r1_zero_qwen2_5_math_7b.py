@@ -21,10 +21,13 @@ R1-Zero reproductions; DeepSeek-V3-Base cannot be trained on one node), on MATH 
 questions (the R1-Zero question set is not public):
   * lengths are scaled down to Qwen2.5-Math's 4,096-token context: prompts up to 1,024 tokens
     and completions up to 3,072 (the paper: 32,768 then 65,536). No length switch at 8.2k.
-  * one r1jax step = one of the paper's steps: 32 fresh questions x 16 samples, one optimizer
-    update over the 512 outputs (gradient-accumulated in minibatches of 32 rows). The paper
-    sampled 16 steps' worth at once, so its later minibatches were slightly off-policy; here
-    every update is on-policy.
+  * one r1jax step = one of the paper's rollouts: 512 questions x 16 samples = 8,192 outputs,
+    then 16 optimizer steps of 512 outputs each (`updates_per_rollout=16`, the paper's "16
+    minibatches, a single inner epoch"), each gradient-accumulated in micro-batches of 32 rows;
+    pi_old is the trainer's logprobs on the rollout's params, fixed before the first step. The
+    sampler decodes 32 questions (512 rows) at a time (`rollout_chunk`). The paper's 10,400
+    training steps are optimizer steps: 650 rollouts here; its reference reset every 400
+    steps is every 25 rollouts.
   * AdamW betas, weight decay and warmup are not stated for R1-Zero; r1jax's defaults are used
     (b1 0.9, b2 0.99, no weight decay, no warmup, global-norm clip 1.0).
 
@@ -54,6 +57,7 @@ from r1jax.sampler import SamplingConfig
 DATA = os.environ.get("R1JAX_DATA", "data")
 # The hardware of the dry run in the docstring (and of tests/experiments_test.py).
 HARDWARE = {"num_devices": 8, "device_memory_gb": 80.0}
+UPDATES_PER_ROLLOUT = 16  # Methods: each rollout's outputs split into 16 mini-batches.
 
 
 def get_config() -> Config:
@@ -68,14 +72,16 @@ def get_config() -> Config:
       grpo=r1_zero(),  # R = 16, kl 0.001 (k3), eps = 10, one pass.
       sampling=SamplingConfig(temperature=1.0, max_new_tokens=3072),
       max_prompt_len=1024,
-      prompts_per_step=32,
+      prompts_per_step=32 * UPDATES_PER_ROLLOUT,  # 512 questions = 8,192 outputs a rollout.
+      updates_per_rollout=UPDATES_PER_ROLLOUT,  # Mini-batches of 512 outputs (32 questions).
       minibatch_size=32,
-      num_steps=10_400,
+      rollout_chunk=32,
+      num_steps=10_400 // UPDATES_PER_ROLLOUT,  # 650 rollouts = 10,400 optimizer steps.
       optim=OptimConfig(lr=3e-6, max_grad_norm=1.0),
-      ref_reset_every=400,
-      eval=EvalConfig(every=100, num_examples=500, num_samples=1, temperature=1.0,
+      ref_reset_every=400 // UPDATES_PER_ROLLOUT,  # Every 400 optimizer steps.
+      eval=EvalConfig(every=6, num_examples=500, num_samples=1, temperature=1.0,
                       batch_size=100),
-      checkpoint=CheckpointConfig(every=100, keep=3),
+      checkpoint=CheckpointConfig(every=6, keep=3),
       seed=0,
   )
 

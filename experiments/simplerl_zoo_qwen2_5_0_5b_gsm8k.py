@@ -23,12 +23,13 @@ Here:
   * GSM8K train alone (7,473 questions, the data at hand) instead of GSM8K + MATH level 1.
   * the prompt is the Qwen boxed template ("qwen-boxed" in their evaluation command); the paper
     gives weaker models a simpler step-by-step prompt that r1jax has no template for.
-  * one r1jax step = one of the repository's updates: 256 prompts x 8 = 2,048 fresh rollouts
-    and one update (their rollout of 1,024 prompts feeds 4 updates, the later ones slightly
-    off-policy); 100 rollouts = 400 steps. The loss is verl's token-level mean.
+  * one r1jax step = one of the repository's rollouts: 1,024 prompts x 8 = 8,192 responses,
+    then 4 optimizer steps on mini-batches of 256 prompts (`updates_per_rollout=4`), pi_old
+    fixed on the rollout's params; the sampler decodes 256 prompts at a time
+    (`rollout_chunk`); 100 steps. The loss is verl's token-level mean.
   * lengths unscaled (Qwen2.5-0.5B has a 32,768-token context).
-  * the dry run plans the paper's 2 x 8 GPUs of 80 GB: r1jax decodes a step's 2,048 rows at
-    once, and their KV cache and prefill do not fit one GPU (vLLM in verl pages them).
+  * the dry run plans the paper's 2 x 8 GPUs of 80 GB: r1jax decodes 2,048 rows at once, and
+    their KV cache and prefill do not fit one GPU (vLLM in verl pages them).
 
 Data: $R1JAX_DATA (default ./data) must hold gsm8k/train.jsonl and gsm8k/test.jsonl (the
 original GSM8K files).
@@ -68,13 +69,15 @@ def get_config() -> Config:
                       num_iterations=1),
       sampling=SamplingConfig(temperature=1.0, max_new_tokens=8192),
       max_prompt_len=1024,
-      prompts_per_step=256,
+      prompts_per_step=1024,
+      updates_per_rollout=UPDATES_PER_ROLLOUT,
       minibatch_size=8,
-      num_steps=100 * UPDATES_PER_ROLLOUT,
+      rollout_chunk=256,
+      num_steps=100,
       optim=OptimConfig(lr=5e-7, max_grad_norm=1.0),
-      eval=EvalConfig(every=5 * UPDATES_PER_ROLLOUT, num_examples=1319, num_samples=1,
-                      temperature=1.0, batch_size=256),
-      checkpoint=CheckpointConfig(every=5 * UPDATES_PER_ROLLOUT, keep=3),
+      eval=EvalConfig(every=5, num_examples=1319, num_samples=1, temperature=1.0,
+                      batch_size=256),
+      checkpoint=CheckpointConfig(every=5, keep=3),
       seed=0,
   )
 
