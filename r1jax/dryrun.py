@@ -6,8 +6,9 @@ are built abstractly (`jax.eval_shape`), and per-device sizes come from the shar
 arithmetic (dim / product of its mesh axes), so a 64-device plan is checked on a laptop.
 
 Memory model, per device (all sizes after sharding; b = rows per device):
-  train phase  = params + grads (a micro-batch's, plus their float32 sum) + optimizer state
-                 + reference params (when a KL term needs them) + activations
+  train phase  = params + grads (their float32 sum, and a micro-batch's own with accumulation)
+                 + optimizer state + reference params (when a KL term needs them)
+                 + activations
   sample phase = params + optimizer state + reference params + the sampler's param copy (only
                  when the sample layout differs) + KV cache + the sampler's working set
   peak = max(train phase, sample phase); it fits when peak <= (1 - headroom) * device memory.
@@ -186,7 +187,7 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
             kv_cache_len: int | None = None, minibatch: int | None = None,
             sample_batch: int | None = None, prompt_len: int = 0, num_samples: int = 1,
             num_iterations: int = 1, reference: bool = False, old_pass: bool = False,
-            headroom: float = 0.1) -> Report:
+            update_rows: int | None = None, headroom: float = 0.1) -> Report:
   """Estimates per-device memory and FLOPs of one GRPO step; allocates nothing.
 
   Args:
@@ -208,6 +209,7 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
     reference: whether a frozen reference model is kept (a KL term).
     old_pass: whether pi_old takes a forward pass of its own (several optimizer steps per
       rollout with the trainer's pi_old).
+    update_rows: rows of one optimizer step (batch / updates per rollout); default batch.
     headroom: fraction of device memory left for XLA temporaries and fragmentation.
   """
   remat = model_cfg.remat if remat is None else remat
@@ -236,8 +238,12 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
   opt_abstract = jax.eval_shape(tx.init, abstract)
   opt_specs = sharding.mirror_params(opt_abstract, abstract, specs, jax.sharding.PartitionSpec())
   opt_b = per_device_bytes(opt_abstract, opt_specs, sizes)
-  # A micro-batch's gradient in the param dtype plus the float32 sum it is added to.
-  grads_b = params_b + params_b * 4 // jax.numpy.dtype(model_cfg.param_dtype).itemsize
+  # Gradients are summed in float32; with accumulation a micro-batch's own gradient (param
+  # dtype) sits beside that sum.
+  update_rows = batch if update_rows is None else update_rows
+  grads_b = params_b * 4 // jax.numpy.dtype(model_cfg.param_dtype).itemsize
+  if minibatch < update_rows:
+    grads_b += params_b
   ref_b = params_b if reference else 0
   notes = _fallback_notes(model_cfg, specs, abstract, rules, sizes)
 
@@ -379,4 +385,5 @@ def dry_run_config(cfg: Any, *, num_devices: int, device_memory_gb: float = 80.0
                  sample_batch=(cfg.rollout_chunk or cfg.prompts_per_step) * r,
                  prompt_len=cfg.max_prompt_len, num_samples=r,
                  num_iterations=cfg.grpo.num_iterations, reference=cfg.grpo.kl_coef > 0,
-                 old_pass=cfg.updates_per_rollout > 1 and cfg.grpo.old_logprobs == "trainer")
+                 old_pass=cfg.updates_per_rollout > 1 and cfg.grpo.old_logprobs == "trainer",
+                 update_rows=rows // cfg.updates_per_rollout)
