@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 from typing import Callable, Mapping, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -121,7 +122,14 @@ def completion_logprobs(params, tokens: jax.Array, attn_mask: jax.Array, *, cfg:
 
 
 def _split(x: jax.Array, num: int) -> jax.Array:
-  return x.reshape(num, x.shape[0] // num, *x.shape[1:])
+  """[B, ...] -> [num, B / num, ...] micro-batches, each split over the batch devices.
+
+  Without the constraint XLA may shard the new leading axis instead, so that a scan step's
+  micro-batch lives whole on a few devices: the Dr. GRPO 7B recipe's step (4 micro-batches of
+  32 rows, 8 devices) compiled to 94 GiB a device, and to 55 GiB with it.
+  """
+  x = x.reshape(num, x.shape[0] // num, *x.shape[1:])
+  return nn.with_logical_constraint(x, (None, "act_batch") + (None,) * (x.ndim - 2))
 
 
 def make_logprobs(model_cfg: ModelConfig, t_new: int, num_microbatches: int,

@@ -12,11 +12,12 @@ import sys
 from typing import Any
 
 
-def run_json_script(path: str, *, timeout: float = 900) -> dict[str, Any]:
-  """Runs `python path`; asserts it exits 0 (showing its stderr) and parses its stdout."""
+def run_json_script(path: str, *, timeout: float = 900,
+                    args: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+  """Runs `python path *args`; asserts it exits 0 (showing its stderr) and parses its stdout."""
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)
-  proc = subprocess.run([sys.executable, path], capture_output=True, text=True, env=env,
+  proc = subprocess.run([sys.executable, path, *args], capture_output=True, text=True, env=env,
                         timeout=timeout, check=False)
   assert proc.returncode == 0, proc.stderr[-4000:]
   return json.loads(proc.stdout)
