@@ -371,19 +371,21 @@ def clip_higher() -> nbformat.NotebookNode:
 
           **The run**: "R1 in miniature" (stage 1 shared, then GRPO with the right-answer reward
           only). A clip only binds when the policy has moved away from the one that sampled,
-          so every rollout feeds mu = 8 optimizer passes (num_iterations; the first pass is
-          on-policy and never clipped), as DAPO's rollouts feed 16 mini-batch updates.
-          Variants: eps_high in {0.2, 0.28, 0.4} with eps_low = 0.2, DAPO's token-mean loss,
-          no KL, 10 RL steps, one RL seed shared by all (the same prompts and sampling keys,
-          so the variants differ only by their clip). We track the policy's token entropy on
-          its own samples, how often each clip binds, and accuracy.
+          so, as in DAPO (a rollout of 512 prompts feeds 16 optimizer steps), every rollout of
+          32 prompts x 8 samples is shuffled into 8 mini-batches of 32 rows, one optimizer
+          step each (`updates_per_rollout=8`), with pi_old fixed before the first: the first
+          step is on-policy, the later ones are not and can clip. Variants: eps_high in
+          {0.2, 0.28, 0.4} with eps_low = 0.2, DAPO's token-mean loss, no KL, 10 RL steps,
+          two RL seeds (each shared by all variants: the same prompts and sampling keys, so
+          within a seed the variants differ only by their clip). We track the policy's token
+          entropy on its own samples, how often each clip binds, and accuracy.
           It takes 10-20 minutes on a 2-core CPU (the last cell prints this run's time;
           R1JAX_SMOKE=1: 1-2 minutes).
       '''),
       SETUP, IMPORTS,
       _base_config("1 if SMOKE else 10", "2 if SMOKE else 32",
-                   "SEEDS = [0]  # One RL seed: every variant sees the same prompts and keys."
-                   "\n    PASSES = 2 if SMOKE else 8  # Optimizer passes over each rollout (mu)."
+                   "SEEDS = [0] if SMOKE else [0, 1]  # RL seeds, each shared by the variants."
+                   "\n    UPDATES = 2 if SMOKE else 8  # Optimizer steps per rollout (U)."
                    "\n    CLIP_HIGHS = [0.2, 0.28] if SMOKE else [0.2, 0.28, 0.4]"),
       STAGE1,
       _code(RUN_VARIANT + '''
@@ -391,11 +393,12 @@ def clip_higher() -> nbformat.NotebookNode:
     runs = {}
     for eps_high in CLIP_HIGHS:
       objective = GRPOConfig(num_samples=8, kl_coef=0.0, clip_low=0.2, clip_high=eps_high,
-                             loss_agg="token_mean", num_iterations=PASSES)
+                             loss_agg="token_mean")
       for seed in SEEDS:
         runs[eps_high, seed] = run_variant(
             f"eps_high {eps_high} seed {seed}",
-            dataclasses.replace(rl_base, grpo=objective, seed=seed))
+            dataclasses.replace(rl_base, grpo=objective, updates_per_rollout=UPDATES,
+                                seed=seed))
       '''),
       _code('''
     colors = dict(zip(CLIP_HIGHS, ["tab:red", "tab:orange", "tab:green"]))
