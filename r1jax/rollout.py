@@ -26,7 +26,8 @@ from r1jax.data.tasks import Task
 from r1jax.grpo_config import GRPOConfig
 from r1jax.models.config import ModelConfig
 
-__all__ = ["Rollouts", "collect", "collect_filtered", "encode_prompts", "to_batch_arrays"]
+__all__ = ["Rollouts", "collect", "collect_filtered", "encode_prompts", "rollout_metrics",
+           "to_batch_arrays"]
 
 
 @dataclasses.dataclass
@@ -174,6 +175,27 @@ def collect_filtered(params, stream: ExampleStream, num_prompts: int, *, max_rou
              # Before the filter; `groups/zero_var_frac` is of the batch that is trained on.
              "groups/zero_var_frac_prefilter": zero_groups / max(drawn, 1)}
   return batch, metrics
+
+
+def rollout_metrics(ro: Rollouts, adv: np.ndarray) -> dict[str, float]:
+  """A step's rollout statistics: rewards, accuracies, lengths, truncation, thinking, groups."""
+  m = {"reward/mean": float(ro.total_reward.mean()), "reward/std": float(ro.total_reward.std())}
+  for name, v in ro.rewards.items():
+    m[f"reward/{name}"] = float(v.mean())
+  for name, v in ro.accuracy.items():
+    m[f"accuracy/{name}"] = float(v.mean())
+  lengths = ro.lengths.astype(np.float64)
+  m["length/mean"] = float(lengths.mean())
+  m["length/max"] = float(lengths.max())
+  correct = (ro.accuracy.get("strict", ro.total_reward) > 0).reshape(-1)
+  m["length/correct_mean"] = float(lengths[correct].mean()) if correct.any() else float("nan")
+  m["length/wrong_mean"] = float(lengths[~correct].mean()) if (~correct).any() else float("nan")
+  m["truncated_frac"] = float(1.0 - ro.finished.mean())
+  m["think_frac"] = float(np.mean(["</think>" in c for c in ro.completions]))
+  m["reward/errors"] = float(ro.reward_errors)
+  m.update({k: float(v) for k, v in grpo.group_metrics(ro.total_reward).items()})
+  m["adv/abs_mean"] = float(np.abs(adv).mean())
+  return m
 
 
 def to_batch_arrays(ro: Rollouts, *, t_prompt: int, pad_id: int,

@@ -128,26 +128,6 @@ def _no_shaping():
 _NO_SHAPING = _no_shaping()
 
 
-def _rollout_metrics(ro: rollout_lib.Rollouts, adv: np.ndarray) -> dict[str, float]:
-  m = {"reward/mean": float(ro.total_reward.mean()), "reward/std": float(ro.total_reward.std())}
-  for name, v in ro.rewards.items():
-    m[f"reward/{name}"] = float(v.mean())
-  for name, v in ro.accuracy.items():
-    m[f"accuracy/{name}"] = float(v.mean())
-  lengths = ro.lengths.astype(np.float64)
-  m["length/mean"] = float(lengths.mean())
-  m["length/max"] = float(lengths.max())
-  correct = (ro.accuracy.get("strict", ro.total_reward) > 0).reshape(-1)
-  m["length/correct_mean"] = float(lengths[correct].mean()) if correct.any() else float("nan")
-  m["length/wrong_mean"] = float(lengths[~correct].mean()) if (~correct).any() else float("nan")
-  m["truncated_frac"] = float(1.0 - ro.finished.mean())
-  m["think_frac"] = float(np.mean(["</think>" in c for c in ro.completions]))
-  m["reward/errors"] = float(ro.reward_errors)
-  m.update({k: float(v) for k, v in grpo.group_metrics(jnp.asarray(ro.total_reward)).items()})
-  m["adv/abs_mean"] = float(np.abs(adv).mean())
-  return m
-
-
 def _state(params, opt_state, ref_params, key, mesh=None) -> dict[str, Any]:
   key_data = jax.random.key_data(key)
   if mesh is not None:  # Replicated over the mesh: one global array that orbax saves once.
@@ -372,9 +352,9 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
       t_train = time.perf_counter() - t1
       if run.use_ref and cfg.ref_reset_every and step % cfg.ref_reset_every == 0:
         ref_params = _reference(params)
-      metrics.update(_rollout_metrics(ro, adv))
+      metrics.update(rollout_lib.rollout_metrics(ro, adv))
       metrics.update(upd)
-      metrics["lr"] = float(schedule_lr(run, step))
+      metrics["lr"] = float(_schedule_lr(run, step))
       metrics["time/rollout_s"] = t_rollout
       metrics["time/train_s"] = t_train
       metrics["time/step_s"] = time.perf_counter() - t0
@@ -402,6 +382,6 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
   return metrics
 
 
-def schedule_lr(run: _Run, step: int) -> float:
+def _schedule_lr(run: _Run, step: int) -> float:
   """The learning rate of the step's last optimizer update."""
   return run.schedule(step * run.updater.updates_per_step - 1)
