@@ -1,7 +1,7 @@
 """R1 in miniature, shortened for CI: GRPO with a correct-answer reward alone teaches thinking.
 
 The main job (experiments/miniature.py) trains its tiny decoder in two stages. Stage 1 (SFT on
-text where a quarter of the completions work the sum) needs ~2.5 minutes here, so this test
+text where half of the completions work the sum) needs minutes here, so this test
 starts stage 2 from that stage's committed output (tests/fixtures/miniature_stage1, written by
 tests/make_miniature_stage1.py through the same code) and runs the experiment's own RL config
 for 10 steps: about a minute on 2 CPU cores, compilation included.
