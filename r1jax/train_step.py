@@ -33,7 +33,8 @@ from r1jax.models import transformer
 from r1jax.models.config import ModelConfig
 from r1jax.run_config import OptimConfig
 
-__all__ = ["Batch", "make_optimizer", "completion_logprobs", "make_grpo_grads",
+__all__ = ["Batch", "make_optimizer", "completion_logprobs", "completion_token_stats",
+           "make_grpo_grads",
            "make_grpo_update", "make_logprobs", "make_sft_grad", "make_apply_update",
            "reduce_metrics"]
 
@@ -114,11 +115,65 @@ def completion_logits(params, tokens: jax.Array, attn_mask: jax.Array, *, cfg: M
   return logits
 
 
+def completion_token_stats(params, tokens: jax.Array, attn_mask: jax.Array, *,
+                           cfg: ModelConfig, t_new: int, temperature: float = 1.0,
+                           with_entropy: bool = False,
+                           entropy_grad: bool = True) -> tuple[jax.Array, jax.Array | None]:
+  """Teacher-forced logprobs [B, Tn] of the completion and, if asked, entropies [B, Tn].
+
+  With `cfg.logits_chunk` = C > 0 the vocabulary head runs over chunks of C completion
+  positions in a `lax.scan` whose body is under `jax.checkpoint`: the forward pass keeps only
+  [B, C, V] logits at a time and the backward pass recomputes each chunk's, so the [B, Tn, V]
+  logits, log-softmax and their cotangent (3 x 7.5 GB at 4 x 3,072 x 152k) never exist whole.
+  The values equal the unchunked path's (the same ops on the same rows). `entropy_grad=False`
+  computes the entropies for a metric only (no gradient flows through them).
+  """
+  chunk = cfg.logits_chunk
+  if not chunk:
+    logits = completion_logits(params, tokens, attn_mask, cfg=cfg, t_new=t_new)
+    logp = grpo.token_logprobs(logits, tokens[:, -t_new:], temperature=temperature)
+    ent = None
+    if with_entropy:
+      ent = grpo.token_entropy(logits, temperature=temperature)
+      ent = ent if entropy_grad else jax.lax.stop_gradient(ent)
+    return logp, ent
+
+  x, _ = transformer.forward(params, tokens[:, :-1], cfg=cfg, attention_mask=attn_mask[:, :-1],
+                             logits_last=t_new, hidden_only=True)  # [B, Tn, D]
+  targets = tokens[:, -t_new:]
+  b, _, d = x.shape
+  c = min(chunk, t_new)
+  n = -(-t_new // c)
+  pad = n * c - t_new  # Padded positions are computed and dropped.
+  x = jnp.pad(x, ((0, 0), (0, pad), (0, 0)))
+  targets = jnp.pad(targets, ((0, 0), (0, pad)))
+  # [n, B, C, ...]: the scan runs over chunks; each keeps the rows' batch sharding.
+  xs = nn.with_logical_constraint(x.reshape(b, n, c, d).swapaxes(0, 1),
+                                  (None,) + transformer.ACT_AXES)
+  ts = targets.reshape(b, n, c).swapaxes(0, 1)
+  head = ({"model": {"embed_tokens": params["model"]["embed_tokens"]}} if cfg.tie_embeddings
+          else {"lm_head": params["lm_head"]})
+
+  @jax.checkpoint
+  def stats(head, xc, tc):
+    logits = transformer.head_logits(head, xc, cfg=cfg)  # [B, C, V] float32
+    logp = grpo.token_logprobs(logits, tc, temperature=temperature)
+    if not with_entropy:
+      return logp, None
+    ent = grpo.token_entropy(logits, temperature=temperature)
+    return logp, ent if entropy_grad else jax.lax.stop_gradient(ent)
+
+  _, (logp, ent) = jax.lax.scan(lambda _, a: (None, stats(head, *a)), None, (xs, ts))
+  unchunk = lambda y: y.swapaxes(0, 1).reshape(b, n * c)[:, :t_new]
+  return unchunk(logp), None if ent is None else unchunk(ent)
+
+
 def completion_logprobs(params, tokens: jax.Array, attn_mask: jax.Array, *, cfg: ModelConfig,
                         t_new: int, temperature: float = 1.0) -> jax.Array:
   """Teacher-forced logprobs [B, Tn] of the last Tn tokens (the completion) at a temperature."""
-  logits = completion_logits(params, tokens, attn_mask, cfg=cfg, t_new=t_new)
-  return grpo.token_logprobs(logits, tokens[:, -t_new:], temperature=temperature)
+  logp, _ = completion_token_stats(params, tokens, attn_mask, cfg=cfg, t_new=t_new,
+                                   temperature=temperature)
+  return logp
 
 
 def _split(x: jax.Array, num: int) -> jax.Array:
@@ -155,10 +210,11 @@ def _grads_fn(model_cfg: ModelConfig, grpo_cfg: GRPOConfig, *, t_new: int,
   use_ref = grpo_cfg.kl_coef > 0
 
   def loss_fn(params, mb: Batch, normalizer, on_policy):
-    logits = completion_logits(params, mb.tokens, mb.attn_mask, cfg=model_cfg, t_new=t_new)
-    targets = mb.tokens[:, -t_new:]
-    logp = grpo.token_logprobs(logits, targets, temperature=temperature)
-    ent = grpo.token_entropy(logits, temperature=temperature)
+    # Entropies always feed the `entropy` metric; they carry a gradient only when the loss
+    # has an entropy term.
+    logp, ent = completion_token_stats(
+        params, mb.tokens, mb.attn_mask, cfg=model_cfg, t_new=t_new, temperature=temperature,
+        with_entropy=True, entropy_grad=grpo_cfg.entropy_coef > 0)
     loss, metrics = grpo.policy_loss(
         logp, None if on_policy else mb.old_logprobs, mb.ref_logprobs if use_ref else None,
         mb.advantages, mb.loss_mask, cfg=grpo_cfg, entropies=ent, normalizer=normalizer,

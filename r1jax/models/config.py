@@ -50,6 +50,10 @@ class ModelConfig:
   # compiles, big models); num_layers unrolls fully, which for tiny models on CPU saves the
   # loop's per-layer copies of weights and saved activations (~2x a training step).
   scan_unroll: int = 1
+  # Completion positions whose [B, C, V] float32 logits a GRPO update holds at once: the
+  # vocabulary head, logprobs and entropy run over chunks of C positions under
+  # jax.checkpoint (recomputed in the backward pass). 0 = the whole completion at once.
+  logits_chunk: int = 512
 
   def __post_init__(self):
     for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
@@ -57,6 +61,9 @@ class ModelConfig:
       value = getattr(self, name)
       if not isinstance(value, int) or value <= 0:
         raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+    if not isinstance(self.logits_chunk, int) or self.logits_chunk < 0:
+      raise ValueError(f"ModelConfig.logits_chunk must be an integer >= 0 (0 = no chunks), "
+                       f"got {self.logits_chunk!r}")
     if self.num_heads % self.num_kv_heads:
       raise ValueError(f"ModelConfig.num_heads ({self.num_heads}) must be a multiple of "
                        f"num_kv_heads ({self.num_kv_heads})")

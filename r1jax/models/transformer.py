@@ -30,7 +30,7 @@ from r1jax.models.config import ModelConfig
 Params = dict[str, Any]
 Cache = dict[str, jax.Array]
 
-__all__ = ["Cache", "Params", "Transformer", "forward", "init", "init_cache",
+__all__ = ["Cache", "Params", "Transformer", "forward", "head_logits", "init", "init_cache",
            "param_logical_axes", "abstract_params", "count_params", "rope_inv_freq"]
 
 # Activation checkpointing policies by config name. "full" saves nothing and recomputes the
@@ -217,20 +217,39 @@ class Transformer(nn.Module):
 
   @nn.compact
   def __call__(self, tokens, positions, allowed, index=0, k_cache=None, v_cache=None,
-               logits_last=None):
+               logits_last=None, hidden_only=False):
     cfg = self.cfg
     x, embed, new_k, new_v = Decoder(cfg, name="model")(
         tokens, positions, allowed, index, k_cache, v_cache)
     if logits_last is not None:  # Only the last positions need the (large) vocabulary head.
       x = x[:, -logits_last:]
+    if hidden_only:  # The caller applies the head itself (in chunks: see `head_logits`).
+      return x, new_k, new_v
     if cfg.tie_embeddings:
-      w = embed.embedding.astype(x.dtype)  # [V, D]
-      logits = jnp.einsum("btd,vd->btv", x, w, preferred_element_type=jnp.float32)
+      w = embed.embedding  # [V, D]
     else:
       w = self.param("lm_head", _init(("embed", "vocab")), (cfg.hidden_size, cfg.vocab_size),
                      _dtype(cfg.param_dtype))
-      logits = jnp.einsum("btd,dv->btv", x, w.astype(x.dtype), preferred_element_type=jnp.float32)
-    return logits.astype(jnp.float32), new_k, new_v
+    return _head(x, w, cfg.tie_embeddings), new_k, new_v
+
+
+def _head(x: jax.Array, w: jax.Array, tied: bool) -> jax.Array:
+  """float32 logits [B, T, V] of hidden states x [B, T, D]; w is [V, D] if tied, else [D, V]."""
+  w = w.astype(x.dtype)
+  spec = "btd,vd->btv" if tied else "btd,dv->btv"
+  return jnp.einsum(spec, x, w, preferred_element_type=jnp.float32).astype(jnp.float32)
+
+
+def head_logits(params: Params, x: jax.Array, *, cfg: ModelConfig) -> jax.Array:
+  """The vocabulary head alone: final hidden states x [B, T, D] -> float32 logits [B, T, V].
+
+  Equal to `forward`'s logits for the hidden states `forward(..., hidden_only=True)` returns;
+  the GRPO update applies it to chunks of the completion so [B, T, V] never exists whole.
+  """
+  if cfg.tie_embeddings:
+    return _head(x, params["model"]["embed_tokens"]["embedding"], True)
+  head = params["lm_head"]
+  return _head(x, head["kernel"] if isinstance(head, dict) else head, False)
 
 
 def _lm_head_rename(params: Params) -> Params:
@@ -297,7 +316,8 @@ def init_cache(cfg: ModelConfig, batch: int, max_len: int, dtype: Any = None) ->
 def forward(params: Params, tokens: jax.Array, *, cfg: ModelConfig,
             positions: jax.Array | None = None, cache: Cache | None = None,
             attention_mask: jax.Array | None = None,
-            logits_last: int | None = None) -> tuple[jax.Array, Cache | None]:
+            logits_last: int | None = None,
+            hidden_only: bool = False) -> tuple[jax.Array, Cache | None]:
   """Runs the model on tokens [B, T]; returns float32 logits [B, T, V] and the updated cache.
 
   Args:
@@ -312,9 +332,12 @@ def forward(params: Params, tokens: jax.Array, *, cfg: ModelConfig,
     logits_last: if set (a Python int n <= T), logits only for the last n positions, [B, n, V]:
       a GRPO update needs them for the completion alone, and the head over a 50k-150k
       vocabulary is a large share of the cost at the prompt positions it skips.
+    hidden_only: return the final (normed) hidden states [B, T or n, D] in the compute dtype
+      instead of logits; `head_logits` turns them into logits.
 
   Returns:
-    (logits [B, T, V] float32 (or [B, n, V]), new cache or None when `cache` was None).
+    (logits [B, T, V] float32 (or [B, n, V], or hidden states), new cache or None when `cache`
+    was None).
   """
   if logits_last is not None and not (isinstance(logits_last, int) and
                                        0 < logits_last <= tokens.shape[1]):
@@ -340,7 +363,7 @@ def forward(params: Params, tokens: jax.Array, *, cfg: ModelConfig,
   v_cache = None if cache is None else cache["v"]
   logits, new_k, new_v = Transformer(cfg).apply(
       {"params": _flax_params(params)}, tokens, positions, allowed, index, k_cache, v_cache,
-      logits_last)
+      logits_last, hidden_only)
   if cache is None:
     return logits, None
   new_cache = {"k": new_k, "v": new_v, "mask": kv_valid, "index": index + t,
