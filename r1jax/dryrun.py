@@ -9,8 +9,9 @@ Memory model, per device (all sizes after sharding; b = rows per device):
   train phase  = params + grads (their float32 sum, and a micro-batch's own with accumulation)
                  + optimizer state + reference params (when a KL term needs them)
                  + activations
-  sample phase = params + optimizer state + reference params + the sampler's param copy (only
-                 when the sample layout differs) + KV cache + the sampler's working set
+  sample phase = params + optimizer state + reference params + the sampler's param copy (in
+                 the compute dtype, laid out by `MeshConfig.sampler_rules`; none when that is
+                 the params' own layout and dtype) + KV cache + the sampler's working set
   peak = max(train phase, sample phase); it fits when peak <= (1 - headroom) * device memory.
 
 Activations of one micro-batch (b rows of T tokens, e bytes per compute-dtype element, scores
@@ -23,8 +24,11 @@ after tensor parallelism). Per layer:
   other  = b T (2 D + F' + N'H) e       two norms, act(gate) * up, attention output
   saved by remat policy: none = proj + mlp + attn + other; dots = proj + mlp + b N' T T 4
     + b T N'H e; dots_no_batch = proj + mlp; full = 0
-  activations = L (carry + saved) + (proj + mlp + attn + other)   [one layer's backward]
-                + 3 b T V' 4                                      [logits, log-probs, cotangent]
+  activations = L (carry + saved) + (proj + mlp + 2 attn + other)  [one layer's backward: its
+                                                                   values, and the cotangents
+                                                                   of scores and probabilities]
+                + 3 b C V' 4                                      [logits, log-probs, cotangent]
+  where C = the completion's positions, or one chunk of them (`ModelConfig.logits_chunk`).
 It is an estimate: XLA may fuse away some buffers and needs temporaries of its own (hence the
 headroom).
 
@@ -170,15 +174,21 @@ def _widths(cfg: ModelConfig, specs: Any, sizes: Mapping[str, int]) -> dict[str,
 
 
 def activation_bytes(cfg: ModelConfig, rows: int, seq_len: int, remat: str,
-                     widths: Mapping[str, int]) -> int:
-  """Training activations of `rows` rows per device under a remat policy (module docstring)."""
+                     widths: Mapping[str, int], logit_len: int | None = None) -> int:
+  """Training activations of `rows` rows per device under a remat policy (module docstring).
+
+  `logit_len` is the number of positions whose logits exist at once: the completion, or one
+  chunk of it (`ModelConfig.logits_chunk`); default seq_len.
+  """
   e = jax.numpy.dtype(cfg.dtype).itemsize
   x = _layer_terms(rows, seq_len, seq_len, widths, e)
   layer = x["proj"] + x["mlp"] + x["attn"] + x["other"]
   saved = {"none": layer, "dots": x["proj"] + x["mlp"] + x["scores"] + x["attn_out"],
            "dots_no_batch": x["proj"] + x["mlp"], "full": 0}[remat]
-  logits = 3 * rows * seq_len * widths["V"] * 4
-  return cfg.num_layers * (x["carry"] + saved) + layer + logits
+  logits = 3 * rows * (seq_len if logit_len is None else logit_len) * widths["V"] * 4
+  # A layer's backward holds the scores' and probabilities' cotangents beside their values:
+  # without this term the plan fell 31% short of XLA's figure for the Dr. GRPO 7B step.
+  return cfg.num_layers * (x["carry"] + saved) + layer + x["attn"] + logits
 
 
 def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
@@ -250,13 +260,21 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
   widths = _widths(model_cfg, specs, sizes)
   batch_ways = math.prod(_ways(sharding.logical_to_mesh(("act_batch",), rules), sizes))
   rows = -(-minibatch // batch_ways)
-  act_b = activation_bytes(model_cfg, rows, seq_len, remat, widths)
+  # The update's logits cover the completion only, one chunk of it at a time.
+  t_new = seq_len - prompt_len
+  logit_len = min(model_cfg.logits_chunk, t_new) if model_cfg.logits_chunk else t_new
+  act_b = activation_bytes(model_cfg, rows, seq_len, remat, widths, logit_len)
 
-  if sample_rules == rules:
+  # The sampler decodes from a copy in the compute dtype laid out by its rules (norm weights
+  # keep their dtype); none when that is the training params' own layout and dtype.
+  s_specs = sharding.param_specs(model_cfg, sizes, sample_rules)
+  s_abstract = jax.tree_util.tree_map_with_path(
+      lambda path, a: a if "norm" in jax.tree_util.keystr(path) else jax.ShapeDtypeStruct(
+          a.shape, jax.numpy.dtype(model_cfg.dtype)), abstract)
+  if sample_rules == rules and model_cfg.dtype == model_cfg.param_dtype:
     sample_params_b, s_widths = 0, widths
   else:
-    s_specs = sharding.param_specs(model_cfg, sizes, sample_rules)
-    sample_params_b = per_device_bytes(abstract, s_specs, sizes)
+    sample_params_b = per_device_bytes(s_abstract, s_specs, sizes)
     s_widths = _widths(model_cfg, s_specs, sizes)
   cache = jax.eval_shape(lambda: transformer.init_cache(model_cfg, sample_batch, kv_cache_len))
   cache_b = per_device_bytes(cache, sharding.cache_specs(cache, sizes, sample_rules), sizes)

@@ -32,6 +32,7 @@ import numpy as np
 import tqdm
 
 from r1jax import sampling as sampling_lib
+from r1jax import sharding
 from r1jax.models import transformer
 from r1jax.models.config import ModelConfig
 
@@ -185,23 +186,33 @@ def _prefill(params, tokens, mask, *, cfg: ModelConfig, slots: int):
 def _layer_params(params: transformer.Params, cfg: ModelConfig) -> tuple:
   """Per-layer decode weights, sliced from the stacked [L, ...] params once per call.
 
-  q/k/v kernels (and biases) are joined into one [D, (N + 2K) H] matmul and gate/up into one
-  [D, 2F]: three fewer, larger matmuls per layer, which run closer to memory bandwidth.
+  q/k/v kernels (and biases) are fused into one [D, K, (G + 2) H] matmul grouped by kv head
+  (each kv head's G query heads, then its key and value), and gate/up into one [D, 2, F]:
+  fewer, larger matmuls per layer, which run closer to memory bandwidth. The fused axis is
+  never the tensor-sharded one (K and F are), so tensor parallelism never cuts a fused weight
+  and the splits after the matmul stay on one device.
   """
   stack = params["model"]["layers"]
   attn, mlp = stack["self_attn"], stack["mlp"]
-  join = lambda i, ps, leaf: jnp.concatenate([p[leaf][i] for p in ps], axis=-1)
+  k, g, h = cfg.num_kv_heads, cfg.num_groups, cfg.head_dim
+
+  def qkv(i, leaf):  # [..., N H], [..., K H], [..., K H] -> [..., K, (G + 2) H]
+    q, kk, v = (attn[name][leaf][i] for name in ("q_proj", "k_proj", "v_proj"))
+    lead = q.shape[:-1]
+    return jnp.concatenate([q.reshape(*lead, k, g * h), kk.reshape(*lead, k, h),
+                            v.reshape(*lead, k, h)], axis=-1)
+
   layers = []
   for i in range(cfg.num_layers):
-    qkv = (attn["q_proj"], attn["k_proj"], attn["v_proj"])
+    gate_up = jnp.stack([mlp["gate_proj"]["kernel"][i], mlp["up_proj"]["kernel"][i]], axis=-2)
     layer = {"input_layernorm": {"weight": stack["input_layernorm"]["weight"][i]},
              "post_attention_layernorm": {"weight": stack["post_attention_layernorm"]["weight"][i]},
-             "qkv": {"kernel": join(i, qkv, "kernel")},
+             "qkv": {"kernel": qkv(i, "kernel")},
              "o_proj": {"kernel": attn["o_proj"]["kernel"][i]},
-             "gate_up": {"kernel": join(i, (mlp["gate_proj"], mlp["up_proj"]), "kernel")},
+             "gate_up": {"kernel": gate_up},
              "down_proj": {"kernel": mlp["down_proj"]["kernel"][i]}}
     if cfg.qkv_bias:
-      layer["qkv"]["bias"] = join(i, qkv, "bias")
+      layer["qkv"]["bias"] = qkv(i, "bias")
     if cfg.qk_norm:
       layer["q_norm"] = {"weight": attn["q_norm"]["weight"][i]}
       layer["k_norm"] = {"weight": attn["k_norm"]["weight"][i]}
@@ -209,10 +220,39 @@ def _layer_params(params: transformer.Params, cfg: ModelConfig) -> tuple:
   return tuple(layers)
 
 
-def _dense(p, x: jax.Array, cfg: ModelConfig) -> jax.Array:
-  """x [B, D_in] @ kernel (+ bias), computed as flax's nn.Dense(dtype=cfg.dtype) does."""
+def _decode_params(params: transformer.Params, cfg: ModelConfig) -> transformer.Params:
+  """The params as the decode loop reads them: compute dtype, decode layout (inside jit).
+
+  Every decode matmul casts its weights to the compute dtype anyway, so a copy in that dtype
+  (bf16 for the accelerator recipes) gives the same numbers at half the bytes. Under a mesh
+  the copy is constrained to `sharding.decode_rules` of the active rules: no weight stays
+  split over the batch axes, so the all-gather happens once here, before the loop, instead of
+  on every token (a no-op when the params already have that layout and dtype).
+  """
   dt = jnp.dtype(cfg.dtype)
-  y = jnp.dot(x.astype(dt), p["kernel"].astype(dt))
+
+  def cast(path, x):  # Norm weights stay as they are: Gemma adds 1 to them in float32.
+    is_norm = any("norm" in str(getattr(k, "key", "")) for k in path)
+    return x if is_norm or not jnp.issubdtype(x.dtype, jnp.floating) else x.astype(dt)
+
+  params = jax.tree_util.tree_map_with_path(cast, params)
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty:
+    return params
+  rules = sharding.decode_rules(tuple(nn.get_logical_axis_rules()) or sharding.DEFAULT_RULES)
+  specs = sharding.param_specs(cfg, dict(mesh.shape), rules)
+  return jax.lax.with_sharding_constraint(params, specs)
+
+
+def _rows(x: jax.Array, *names: str | None) -> jax.Array:
+  """Pins a per-row array to its logical layout (rows over the batch axes; no-op without rules)."""
+  return nn.with_logical_constraint(x, names)
+
+
+def _dense(p, x: jax.Array, cfg: ModelConfig) -> jax.Array:
+  """x [B, D_in] @ kernel [D_in, ...] (+ bias), as flax's nn.Dense(dtype=cfg.dtype) does."""
+  dt = jnp.dtype(cfg.dtype)
+  y = jnp.tensordot(x.astype(dt), p["kernel"].astype(dt), axes=1)
   return y + p["bias"].astype(dt) if "bias" in p else y
 
 
@@ -224,11 +264,11 @@ def _decode_block(layer, x, positions, allowed, cache_k, cache_v, index, *, cfg:
   slot `index`.
   """
   b = x.shape[0]
-  n, kv, h = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
-  qkv = _dense(layer["qkv"], _norm(layer["input_layernorm"], x, cfg), cfg)
-  q = qkv[:, :n * h].reshape(b, 1, n, h)
-  k = qkv[:, n * h:(n + kv) * h].reshape(b, 1, kv, h)
-  v = qkv[:, (n + kv) * h:].reshape(b, 1, kv, h)
+  n, kv, g, h = cfg.num_heads, cfg.num_kv_heads, cfg.num_groups, cfg.head_dim
+  qkv = _dense(layer["qkv"], _norm(layer["input_layernorm"], x, cfg), cfg)  # [B, K, (G+2)H]
+  q = qkv[..., :g * h].reshape(b, 1, n, h)
+  k = qkv[..., g * h:(g + 1) * h].reshape(b, 1, kv, h)
+  v = qkv[..., (g + 1) * h:].reshape(b, 1, kv, h)
   if cfg.qk_norm:
     q, k = _norm(layer["q_norm"], q, cfg), _norm(layer["k_norm"], k, cfg)
   inv_freq = transformer.rope_inv_freq(cfg)
@@ -237,6 +277,8 @@ def _decode_block(layer, x, positions, allowed, cache_k, cache_v, index, *, cfg:
   write = lambda c, new: jax.lax.dynamic_update_slice(
       c, jnp.swapaxes(new, 1, 2).astype(c.dtype), (0, 0, index, 0))
   cache_k, cache_v = write(cache_k, k), write(cache_v, v)
+  cache_k, cache_v = (_rows(c, "cache_batch", "cache_kv_heads", "cache_length", None)
+                      for c in (cache_k, cache_v))
   # Scores come out [B, K, S, G] (slots before the G query heads of a KV head): XLA:CPU runs
   # these batched dots with tiny G about 1.3x faster this way round than as [B, K, G, S]
   # (B = 64, S = 448: 12.3 vs 16.3 ms per layer), and attention dominates long decodes.
@@ -246,11 +288,12 @@ def _decode_block(layer, x, positions, allowed, cache_k, cache_v, index, *, cfg:
   probs = jax.nn.softmax(scores, axis=2).astype(q.dtype)
   out = jnp.einsum("bksg,bksh->bkgh", probs, cache_v.astype(q.dtype)).reshape(b, n * h)
   x = x + _dense(layer["o_proj"], out, cfg)
-  gate, up = jnp.split(_dense(layer["gate_up"], _norm(layer["post_attention_layernorm"], x, cfg),
-                              cfg), 2, axis=-1)
+  gate_up = _dense(layer["gate_up"], _norm(layer["post_attention_layernorm"], x, cfg), cfg)
+  gate, up = gate_up[:, 0], gate_up[:, 1]  # [B, 2, F] -> 2 x [B, F]
   act = jax.nn.silu if cfg.mlp_activation == "silu" else functools.partial(
       jax.nn.gelu, approximate=True)
-  return x + _dense(layer["down_proj"], act(gate) * up, cfg), cache_k, cache_v
+  x = x + _dense(layer["down_proj"], act(gate) * up, cfg)
+  return _rows(x, "act_batch", "act_embed"), cache_k, cache_v
 
 
 def _decode_step(params, layers, token, cache: _Cache, *, cfg: ModelConfig):
@@ -305,6 +348,8 @@ def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: Sampling
   _TRACES[0] += 1  # Python side effect: runs once per trace, i.e. once per compilation.
   p, t_prompt = tokens.shape
   b, t_new = p * num_samples, sampling.max_new_tokens
+  params = _decode_params(params, cfg)
+  tokens, mask = _rows(tokens, "batch", None), _rows(mask, "batch", None)
   logits, cache = _prefill(params, tokens, mask, cfg=cfg, slots=t_prompt + t_new)
   fan = lambda x: jnp.repeat(x, num_samples, axis=0)  # Rows [i * R, (i + 1) * R) <- prompt i.
   cache = _Cache(tuple(map(fan, cache.k)), tuple(map(fan, cache.v)), fan(cache.mask),
@@ -334,6 +379,7 @@ def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: Sampling
     # The forward after the last token is wasted (1 step in T_new); a cond to skip it would
     # make XLA copy the cache.
     logits, cache = _decode_step(params, layers, token, s.cache, cfg=cfg)
+    logits = _rows(logits, "act_batch", None)
     if progress:
       jax.debug.callback(_tick, s.step + 1)
     return _Loop(s.step + 1, cache, logits, out_tokens, out_logprobs, lengths, done, window)

@@ -27,7 +27,10 @@ def test_qwen_math_7b_on_64_devices_of_80gb_fits():
   assert report.mesh == {"data": 1, "fsdp": 64, "tensor": 1}
   assert report.fits and report.shortfall_bytes == 0
   assert report.peak_bytes <= report.usable_bytes == int(80 * GIB * 0.9)
-  assert report.verdict.startswith("Fits: the peak (training) needs")
+  # The sampler decodes from a whole float32 copy on every device (nothing split over fsdp,
+  # so no weight is gathered per token): with 64 devices that copy makes sampling the peak.
+  assert report.sampler_params_bytes == 4 * report.num_params
+  assert report.verdict.startswith("Fits: the peak (sampling) needs")
   assert report.verdict in dryrun.format_report(report)
 
 
@@ -36,7 +39,8 @@ def test_qwen_32b_on_4_devices_reports_the_shortfall():
                           device_memory_gb=80, remat="full", minibatch=4)
   assert not report.fits
   assert report.shortfall_bytes == report.peak_bytes - report.usable_bytes > 0
-  assert report.verdict.startswith("Does not fit: the peak (training) needs")
+  # The sampler's whole float32 copy (fsdp = 4 splits no decode weight) tops the peak.
+  assert report.verdict.startswith("Does not fit: the peak (sampling) needs")
   assert f"{report.shortfall_bytes / GIB:.1f} GiB short per device" in report.verdict
   assert "optimizer state" in report.verdict  # Names the largest parts.
 
@@ -72,7 +76,7 @@ def test_activation_formula_for_tiny_config_under_full_remat():
   attn = b * 4 * t * t * (4 + e)
   other = b * t * (2 * 32 + 64 + 32) * e
   logits = 3 * b * t * 256 * 4
-  assert report.activation_bytes == 2 * carry + (proj + mlp + attn + other) + logits
+  assert report.activation_bytes == 2 * carry + (proj + mlp + 2 * attn + other) + logits
 
 
 def test_remat_policies_order_activation_memory():
@@ -102,14 +106,17 @@ def test_untied_head_counts_the_head_not_the_lookup():
   assert report.flops_train == 8 * (6 * n + 12 * 64 * 8)
 
 
-def test_separate_sample_layout_adds_the_sampler_param_copy():
+def test_default_sample_layout_is_a_whole_copy_and_the_training_layout_needs_none():
   cfg = ModelConfig()
-  same = dryrun.dry_run(cfg, sharding.MeshConfig(), batch=8, seq_len=16, num_devices=8)
-  other = dryrun.dry_run(cfg, sharding.MeshConfig(sample_rules=sharding.SAMPLE_RULES),
-                         batch=8, seq_len=16, num_devices=8)
-  assert same.sampler_params_bytes == 0
+  default = dryrun.dry_run(cfg, sharding.MeshConfig(), batch=8, seq_len=16, num_devices=8)
+  sample = dryrun.dry_run(cfg, sharding.MeshConfig(sample_rules=sharding.SAMPLE_RULES),
+                          batch=8, seq_len=16, num_devices=8)
+  same = dryrun.dry_run(cfg, sharding.MeshConfig(sample_rules=sharding.DEFAULT_RULES),
+                        batch=8, seq_len=16, num_devices=8)
   n = transformer.count_params(transformer.abstract_params(cfg))
-  assert other.sampler_params_bytes == 4 * n  # tensor = 1: the sampler copy is whole.
+  # tensor = 1: the decode copy is whole (no weight split over fsdp, gathered per token).
+  assert default.sampler_params_bytes == sample.sampler_params_bytes == 4 * n
+  assert same.sampler_params_bytes == 0
 
 
 def test_dims_that_cannot_split_are_noted():
@@ -186,7 +193,7 @@ def test_cli_dry_run_of_qwen_math_7b_at_r1_zero_scale_fits_on_64_gpus(tmp_path, 
   code, out = _dry_run_cli(capsys, path, "--num-devices", 64, "--device-memory-gb", 80)
   assert code == 0
   assert "7.62B params on 64 devices (data=1 x fsdp=64 x tensor=1)" in out
-  assert out.strip().splitlines()[-1].startswith("Fits: the peak (training) needs")
+  assert out.strip().splitlines()[-1].startswith("Fits: the peak (sampling) needs")
 
 
 def test_cli_dry_run_of_qwen_32b_on_8_gpus_reports_the_shortfall(tmp_path, capsys):

@@ -176,15 +176,6 @@ def test_axis_rules_context_sets_mesh_and_rules_and_restores_them():
   assert jax.sharding.get_abstract_mesh().empty
 
 
-def test_constrain_cache_applies_only_under_the_context():
-  cfg = ModelConfig()
-  mesh = sharding.make_mesh(sharding.MeshConfig())
-  fn = jax.jit(lambda: sharding.constrain_cache(transformer.init_cache(cfg, 2, 8)))
-  assert "sharding_constraint" not in fn.lower().as_text()
-  with sharding.axis_rules_context(mesh):
-    assert "sharding_constraint" in fn.lower().as_text()
-
-
 def test_reshard_and_host_local_to_global_keep_values():
   mesh = sharding.make_mesh(sharding.MeshConfig())
   x = {"a": np.arange(12.0).reshape(4, 3), "b": np.arange(4)}
@@ -194,15 +185,6 @@ def test_reshard_and_host_local_to_global_keep_values():
   np.testing.assert_array_equal(glob["b"], x["b"])
   glob = sharding.host_local_to_global(x, mesh, {"a": P(BATCH, None), "b": P()})
   np.testing.assert_array_equal(glob["a"], x["a"])
-
-
-def test_process_batch_slice():
-  assert sharding.process_batch_slice(16, 1, 4) == slice(4, 8)
-  assert sharding.process_batch_slice(16) == slice(0, 16)  # One process here.
-  with pytest.raises(ValueError, match="does not split evenly over 3 processes"):
-    sharding.process_batch_slice(16, 0, 3)
-  with pytest.raises(ValueError, match="process_index must be in \\[0, 2\\), got 2"):
-    sharding.process_batch_slice(16, 2, 2)
 
 
 def test_process_rows_split_any_row_count_contiguously():
@@ -264,4 +246,3 @@ def test_initialize_distributed_single_process_and_bad_arguments(monkeypatch):
     sharding.initialize_distributed("127.0.0.1:1234", 2, 2)
   with pytest.raises(ValueError, match="num_processes must be a positive integer"):
     sharding.initialize_distributed("127.0.0.1:1234", 0, 0)
-  assert sharding.is_main_process()
