@@ -103,14 +103,15 @@ def get_debug_config() -> Config:
   A tiny random Qwen2-family decoder with the byte tokenizer; generated additions replace the
   maths file; the overlong buffer keeps the paper's share of the budget (4,096 / 20,480).
   A random model is never right, so what varies within a group is the overlong shaping (some
-  rows stop early by chance, the rest are cut off and penalised); a toy learning rate (1e-2)
-  moves the policy enough that the second of the step's two optimizer steps, whose pi_old is
-  the rollout's, sees ratios past 1 + eps_high: the run logs clip/high_frac > 0.
+  rows stop early by chance, the rest are cut off and penalised). With a toy learning rate
+  (`--set optim.lr=1e-2 --set optim.warmup_steps=0`) the first of a step's two optimizer steps
+  moves the policy enough that the second, whose pi_old is the rollout's, sees ratios past
+  1 + eps_high: the run logs clip/high_frac > 0 (tests/update_steps_cli_test.py).
   """
   cfg = get_config()
   return experiment.debug_variant(
       cfg, task_args={"seed": 0, "digits": 2, "template": "qwen_math"},
       grpo={"overlong_buffer": 24},
       sampling=dataclasses.replace(cfg.sampling, max_new_tokens=120),
-      optim=dataclasses.replace(cfg.optim, lr=1e-2, warmup_steps=0),
+      optim=dataclasses.replace(cfg.optim, warmup_steps=1),
       max_sampling_rounds=2, mesh=MeshConfig())  # Whatever devices are present.
