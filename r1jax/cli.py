@@ -126,6 +126,9 @@ def _add_plot(sub) -> None:
 
 
 # --- sample: owned by the sampler (r1jax/sampler.py) -------------------------------------
+_DEFAULT_MAX_NEW_TOKENS = 256
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
   import dataclasses
   import time
@@ -134,7 +137,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
   # Check the flags before the (slow) model load.
   sampling = sampler.SamplingConfig(
       temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
-      max_new_tokens=args.max_new_tokens)
+      max_new_tokens=(_DEFAULT_MAX_NEW_TOKENS if args.max_new_tokens is None
+                      else args.max_new_tokens))
   if args.num_samples < 1:
     raise ValueError(f"--num-samples must be a positive integer, got {args.num_samples}")
   path = fetch.resolve_model_path(args.model)
@@ -145,6 +149,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
   chat = args.chat
   if chat is None:
     chat = loaded.run_config.chat if loaded.run_config is not None else False
+  if args.max_new_tokens is None and loaded.run_config is not None:
+    # A training run's budget fits its model's context (the miniature's is 64 tokens).
+    sampling = dataclasses.replace(
+        sampling, max_new_tokens=loaded.run_config.sampling.max_new_tokens)
   if chat:
     prompt = tok.apply_chat_template([{"role": "user", "content": args.prompt}], tokenize=True)
   else:
@@ -152,8 +160,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
   stops = tuple(tuple(tok.encode(s)) for s in args.stop if s)
   sampling = dataclasses.replace(sampling, eos_ids=tuple(tok.eos_ids), stop_sequences=stops,
                                 pad_id=tok.pad_id)
-  print(f"prompt: {len(prompt)} tokens; compiling, then decoding up to {args.max_new_tokens} "
-        f"tokens x {args.num_samples} sample(s)", file=sys.stderr, flush=True)
+  print(f"prompt: {len(prompt)} tokens; compiling, then decoding up to "
+        f"{sampling.max_new_tokens} tokens x {args.num_samples} sample(s)", file=sys.stderr,
+        flush=True)
   t0 = time.perf_counter()
   out = sampler.generate(params, [prompt], cfg=cfg, sampling=sampling,
                          key=jax.random.key(args.seed), num_samples=args.num_samples,
@@ -181,7 +190,8 @@ def _add_sample(sub) -> None:
   p.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
                  help="wrap the prompt as a user turn in the model's chat template (default: "
                  "off; a workdir's own setting)")
-  p.add_argument("--max-new-tokens", type=int, default=256, help="completion budget (256)")
+  p.add_argument("--max-new-tokens", type=int, help=f"completion budget (default: a workdir's "
+                 f"own, else {_DEFAULT_MAX_NEW_TOKENS})")
   p.add_argument("--temperature", type=float, default=1.0,
                  help="sampling temperature; 0 = greedy (default 1)")
   p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1: off)")

@@ -55,22 +55,39 @@ def test_train_leaves_plots_event_files_and_ends_with_the_summary(trained):
   assert proc.stderr.count("sft 1/") == 0
 
 
-def test_eval_takes_the_relative_workdir(trained):
+def _next_commands(proc) -> list[list[str]]:
+  """The `r1jax ...` lines the summary says to run next, as argument lists."""
+  import shlex  # pylint: disable=g-import-not-at-top
+  lines = proc.stdout.splitlines()
+  start = lines.index("next:")
+  return [shlex.split(line)[1:] for line in lines[start + 1:] if line.strip()]
+
+
+def test_the_printed_next_commands_run_as_printed_from_the_same_folder(trained):
+  home, proc = trained
+  commands = _next_commands(proc)
+  assert [c[0] for c in commands] == ["eval", "sample", "plot"]
+  outputs = {c[0]: _r1jax(home, *c) for c in commands}
+  assert "pass@1" in outputs["eval"].stdout
+  assert "Checkpoint path should be absolute" not in outputs["eval"].stderr
+  assert "never awaited" not in outputs["eval"].stderr
+  # sample: the workdir's 20-symbol tokenizer decodes the completion, and its budget is the
+  # run's (the model's context is 64 tokens; the command's own default of 256 would not fit).
+  text = outputs["sample"].stdout.strip()
+  assert text and set(text) <= set("0123456789+=QA:|<>/thinkeospad"), text
+  assert "up to 40 tokens" in outputs["sample"].stderr
+  assert [pathlib.Path(p).name for p in outputs["plot"].stdout.split()] == [
+      "accuracy_reward.png", "length.png", "accuracy_length.png"]
+
+
+def test_eval_and_sample_take_the_relative_workdir_with_flags(trained):
   home, _ = trained
   proc = _r1jax(home, "eval", "--model", "runs/mini", "--limit", "4", "--k", "1",
                 "--temperature", "0", "--no-progress", "--bootstrap", "10")
   assert "pass@1" in proc.stdout
-  assert "Checkpoint path should be absolute" not in proc.stderr
-  assert "never awaited" not in proc.stderr
-
-
-def test_sample_takes_the_relative_workdir_and_its_tokenizer(trained):
-  home, _ = trained
   proc = _r1jax(home, "sample", "--model", "runs/mini", "--prompt", "Q:1234+5678=",
                 "--temperature", "0", "--max-new-tokens", "8", "--no-progress")
-  # The workdir's 20-symbol tokenizer decodes the completion: only its symbols come back.
-  allowed = set("0123456789+=QA:|<>/thinkeospad")
-  assert proc.stdout.strip() and set(proc.stdout.strip()) <= allowed, proc.stdout
+  assert "up to 8 tokens" in proc.stderr
 
 
 def test_plot_takes_relative_and_absolute_workdirs(trained):
