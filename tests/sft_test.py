@@ -1,7 +1,6 @@
 """Stage 1 (SFT): the teacher-forced criterion, stopping on it, and the console it reports to."""
 
 import dataclasses
-import io
 import json
 
 import jax
