@@ -217,10 +217,11 @@ def _setup(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, is_main:
   return run, params
 
 
-def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any]:
+def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any, dict[str, float]]:
   """Phase 2: restore the latest checkpoint, or run the cold-start SFT and save step 0.
 
-  Returns (start step, params, optimizer state, reference params or None).
+  Returns (start step, params, optimizer state, reference params or None, the SFT stage's
+  final metrics: empty when resuming or without SFT).
   """
   cfg = run.cfg
   opt_state = run.opt_init(params)
@@ -229,10 +230,11 @@ def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any]:
   if restored:
     start, state = restored
     run.stream.restore(state["meta"]["data_position"])
-    return start, state["params"], state["opt_state"], state.get("ref_params")
+    return start, state["params"], state["opt_state"], state.get("ref_params"), {}
+  sft_metrics: dict[str, float] = {}
   if cfg.sft.steps:
     sft_tx, _ = train_step.make_optimizer(cfg.sft.optim, cfg.sft.steps)
-    params, _, _ = sft_lib.run_sft(
+    params, _, sft_metrics = sft_lib.run_sft(
         params, sft_tx.init(params), model_cfg=run.model_cfg, tokenizer=run.tokenizer,
         cfg=cfg.sft, apply_update=train_step.make_apply_update(sft_tx),
         stream=rollout_lib.ExampleStream(sft_lib.sft_source(cfg.sft, seed=cfg.seed),
@@ -242,7 +244,7 @@ def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any]:
     opt_state = run.opt_init(params)
   run.ckpt.save(0, _state(params, opt_state, ref_params, run.root, run.mesh),
                 meta={"data_position": run.stream.position}, force=True)
-  return 0, params, opt_state, ref_params
+  return 0, params, opt_state, ref_params, sft_metrics
 
 
 def _make_evaluator(run: _Run) -> Callable[[Any, int], dict[str, float]] | None:
@@ -330,14 +332,14 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
     writer = metrics_lib.MetricsWriter(workdir, tensorboard=cfg.tensorboard,
                                        process_index=jax.process_index(),
                                        resume_step=start_guess)
-    start, params, opt_state, ref_params = _begin(
+    start, params, opt_state, ref_params, sft_metrics = _begin(
         run, params, lambda s, m: writer.log_console(f"sft {s}/{cfg.sft.steps}", m))
     evaluate = _make_evaluator(run)
     checkpoint_lib.install_preemption_handler()
     end = cfg.num_steps if max_steps is None else min(cfg.num_steps, start + max_steps)
     metrics: dict[str, float] = {}
-    if evaluate and start == 0:
-      writer.write(0, evaluate(params, 0))
+    if start == 0 and (evaluate or sft_metrics):  # Stage 1's end and the held-out baseline.
+      writer.write(0, {**sft_metrics, **(evaluate(params, 0) if evaluate else {})})
     step = start
     for step in range(start + 1, end + 1):
       t0 = time.perf_counter()
