@@ -202,51 +202,95 @@ def _layer_params(params: transformer.Params, cfg: ModelConfig) -> tuple:
     return jnp.concatenate([q.reshape(*lead, k, g * h), kk.reshape(*lead, k, h),
                             v.reshape(*lead, k, h)], axis=-1)
 
+  h_unit = {"q_heads": h}
   layers = []
   for i in range(cfg.num_layers):
     gate_up = jnp.stack([mlp["gate_proj"]["kernel"][i], mlp["up_proj"]["kernel"][i]], axis=-2)
     layer = {"input_layernorm": {"weight": stack["input_layernorm"]["weight"][i]},
              "post_attention_layernorm": {"weight": stack["post_attention_layernorm"]["weight"][i]},
-             "qkv": {"kernel": qkv(i, "kernel")},
-             "o_proj": {"kernel": attn["o_proj"]["kernel"][i]},
-             "gate_up": {"kernel": gate_up},
-             "down_proj": {"kernel": mlp["down_proj"]["kernel"][i]}}
+             "qkv": {"kernel": _pin(qkv(i, "kernel"), ("embed", "kv_heads", None))},
+             "o_proj": {"kernel": _pin(attn["o_proj"]["kernel"][i], ("q_heads", "embed"), h_unit)},
+             "gate_up": {"kernel": _pin(gate_up, ("embed", None, "mlp"))},
+             "down_proj": {"kernel": _pin(mlp["down_proj"]["kernel"][i], ("mlp", "embed"))}}
     if cfg.qkv_bias:
-      layer["qkv"]["bias"] = qkv(i, "bias")
+      layer["qkv"]["bias"] = _pin(qkv(i, "bias"), ("kv_heads", None))
     if cfg.qk_norm:
       layer["q_norm"] = {"weight": attn["q_norm"]["weight"][i]}
       layer["k_norm"] = {"weight": attn["k_norm"]["weight"][i]}
-    layers.append(layer)
+    layers.append(jax.tree.map(lambda x: _pin(x, (None,) * x.ndim), layer))
   return tuple(layers)
 
 
-def _decode_params(params: transformer.Params, cfg: ModelConfig) -> transformer.Params:
-  """The params as the decode loop reads them: compute dtype, decode layout (inside jit).
+def _decode_top(params: transformer.Params, cfg: ModelConfig) -> transformer.Params:
+  """The embedding, final norm and head as the decode loop reads them (decode layout)."""
+  top = {"model": {"embed_tokens": params["model"]["embed_tokens"],
+                   "norm": params["model"]["norm"]}}
+  if "lm_head" in params:
+    top["lm_head"] = params["lm_head"]
+  layout = _decode_layout()
+  if layout is None:
+    return top
+  sizes, rules = layout
+  specs = sharding.param_specs(cfg, sizes, rules)
+  return jax.tree.map(lambda x, s: jax.lax.with_sharding_constraint(x, s), top,
+                      {k: ({"embed_tokens": specs["model"]["embed_tokens"],
+                            "norm": specs["model"]["norm"]} if k == "model" else specs[k])
+                       for k in top})
 
-  Every decode matmul casts its weights to the compute dtype anyway, so a copy in that dtype
-  (bf16 for the accelerator recipes) gives the same numbers at half the bytes. Under a mesh
-  the copy is constrained to `sharding.decode_rules` of the active rules: no weight stays
-  split over the batch axes, so the all-gather happens once here, before the loop, instead of
-  on every token (a no-op when the params already have that layout and dtype).
+
+def _decode_params(params: transformer.Params, cfg: ModelConfig) -> transformer.Params:
+  """The params in the compute dtype, in their own layout (an elementwise, per-shard cast).
+
+  Every sampler matmul casts its weights to the compute dtype anyway, so a copy in that dtype
+  (bf16 for the accelerator recipes) gives the same numbers at half the bytes. Norm weights
+  stay as they are (Gemma adds 1 to them in float32).
   """
   dt = jnp.dtype(cfg.dtype)
 
-  def cast(path, x):  # Norm weights stay as they are: Gemma adds 1 to them in float32.
+  def cast(path, x):
     is_norm = any("norm" in str(getattr(k, "key", "")) for k in path)
     return x if is_norm or not jnp.issubdtype(x.dtype, jnp.floating) else x.astype(dt)
 
-  params = jax.tree_util.tree_map_with_path(cast, params)
+  return jax.tree_util.tree_map_with_path(cast, params)
+
+
+def _decode_layout() -> tuple[dict[str, int], sharding.Rules] | None:
+  """(mesh sizes, `sharding.decode_rules` of the active rules) under a mesh, else None.
+
+  The decode loop reads every weight once per token: its weights are pinned to this layout
+  (no weight split over the batch axes) so that they are gathered once, before the loop,
+  fused layer by layer (no whole stacked copy), instead of on every token.
+  """
   mesh = jax.sharding.get_abstract_mesh()
   if mesh.empty:
-    return params
-  rules = sharding.decode_rules(tuple(nn.get_logical_axis_rules()) or sharding.DEFAULT_RULES)
-  specs = sharding.param_specs(cfg, dict(mesh.shape), rules)
-  return jax.lax.with_sharding_constraint(params, specs)
+    return None
+  rules = tuple(nn.get_logical_axis_rules()) or sharding.DEFAULT_RULES
+  return dict(mesh.shape), sharding.decode_rules(rules)
+
+
+def _pin(x: jax.Array, names: tuple[str | None, ...],
+         units: dict[str, int] | None = None) -> jax.Array:
+  """A decode weight constrained to the decode layout (a no-op without a mesh)."""
+  layout = _decode_layout()
+  if layout is None:
+    return x
+  sizes, rules = layout
+  return jax.lax.with_sharding_constraint(
+      x, sharding.spec_for_shape(names, x.shape, rules, sizes, units))
 
 
 def _rows(x: jax.Array, *names: str | None) -> jax.Array:
-  """Pins a per-row array to its logical layout (rows over the batch axes; no-op without rules)."""
-  return nn.with_logical_constraint(x, names)
+  """Pins a per-row array to its logical layout (rows over the batch axes; no-op without rules).
+
+  Dims the rules' mesh axes do not divide stay whole (a debug run's 2 prompts on 8 devices),
+  as for params: an uneven constraint would make jit infer an input sharding it rejects.
+  """
+  mesh = jax.sharding.get_abstract_mesh()
+  rules = tuple(nn.get_logical_axis_rules())
+  if mesh.empty or not rules:
+    return x
+  spec = sharding.spec_for_shape(names, x.shape, rules, dict(mesh.shape))
+  return jax.lax.with_sharding_constraint(x, spec)
 
 
 def _dense(p, x: jax.Array, cfg: ModelConfig) -> jax.Array:
@@ -355,6 +399,7 @@ def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: Sampling
   cache = _Cache(tuple(map(fan, cache.k)), tuple(map(fan, cache.v)), fan(cache.mask),
                  cache.index, fan(cache.pos))
   layers = _layer_params(params, cfg)
+  top = _decode_top(params, cfg)
   m = max([len(s) for s in sampling.stop_sequences] + [1])
   state = _Loop(
       step=jnp.zeros((), jnp.int32), cache=cache, logits=fan(logits),
@@ -378,7 +423,7 @@ def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: Sampling
     out_logprobs = jax.lax.dynamic_update_slice(s.logprobs, logprob[:, None], (0, s.step))
     # The forward after the last token is wasted (1 step in T_new); a cond to skip it would
     # make XLA copy the cache.
-    logits, cache = _decode_step(params, layers, token, s.cache, cfg=cfg)
+    logits, cache = _decode_step(top, layers, token, s.cache, cfg=cfg)
     logits = _rows(logits, "act_batch", None)
     if progress:
       jax.debug.callback(_tick, s.step + 1)

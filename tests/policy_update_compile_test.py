@@ -1,15 +1,19 @@
-"""The optimizer step of 7B paper recipes, compiled (not run) on their 8 fake CPU devices.
+"""The optimizer step and the sampler of 7B paper recipes, compiled (not run) on 8 fake devices.
 
-XLA's memory analysis of the real shapes must fit the recipe's named device memory, and the
-dry run's analytic plan must stay within 30% of it: what tiny CPU models cannot show (a
-micro-batch gathered onto a few devices, a float32 gradient sum, the pi_old pass).
+`r1jax.dryrun_compile` (what `r1jax train RECIPE --dry-run --compile` runs) lowers the real
+update step, pi_old pass and sampler with abstract sharded params in a process of its own.
+XLA's memory analysis of the real shapes must fit the recipe's named device memory, the dry
+run's analytic training plan must stay within 30% of it, and the decode loop must hold no
+all-gather (the default sample layout gathers the weights once, before the loop): what tiny
+CPU models cannot show (a micro-batch gathered onto a few devices, a float32 gradient sum,
+weights gathered on every token).
 """
 
 import os
 
 import pytest
 
-from tests._subprocess import run_json_script
+from r1jax import dryrun_compile
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RECIPES = ("experiments/r1_zero_qwen2_5_math_7b.py",
@@ -18,8 +22,7 @@ _RECIPES = ("experiments/r1_zero_qwen2_5_math_7b.py",
 
 @pytest.fixture(scope="module")
 def compiled():
-  return run_json_script(os.path.join(_ROOT, "tests", "_update_compile_checks.py"),
-                         args=["8", *(os.path.join(_ROOT, r) for r in _RECIPES)])
+  return dryrun_compile.run_subprocess([os.path.join(_ROOT, r) for r in _RECIPES], 8)
 
 
 @pytest.mark.parametrize("recipe", _RECIPES)
@@ -29,3 +32,10 @@ def test_update_step_fits_the_device_and_the_plan_is_within_30_percent(compiled,
   assert r["update_bytes"] <= usable, r
   assert r["old_logprobs_bytes"] <= usable, r
   assert abs(r["plan_train_bytes"] - r["update_bytes"]) <= 0.3 * r["update_bytes"], r
+
+
+@pytest.mark.parametrize("recipe", _RECIPES)
+def test_sampler_fits_and_its_decode_loop_gathers_no_weights(compiled, recipe):
+  r = compiled[os.path.join(_ROOT, recipe)]
+  assert r["decode_bytes"] <= 0.9 * r["device_bytes"], r
+  assert r["decode_loop_collectives"]["all-gather"] == 0, r
