@@ -220,6 +220,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     report = dryrun.dry_run_config(cfg, num_devices=args.num_devices or jax.device_count(),
                                    device_memory_gb=args.device_memory_gb)
     print(dryrun.format_report(report))
+    if args.compile:  # The real steps, compiled on fake CPU devices in a process of their own.
+      from r1jax import dryrun_compile
+      compiled = dryrun_compile.run_subprocess(
+          [args.experiment], report.num_devices, device_memory_gb=args.device_memory_gb,
+          debug=args.debug, overrides=tuple(args.set))
+      print(dryrun_compile.format_compiled(compiled[args.experiment]))
     return 0
   from r1jax import sharding
   # With no flags this starts nothing unless a TPU pod slice, SLURM job or MPI launch shows
@@ -289,6 +295,9 @@ def _add_train(sub) -> None:
                  help="memory of one device for --dry-run (default 80)")
   p.add_argument("--num-devices", type=int,
                  help="devices to plan for with --dry-run (default: the devices present)")
+  p.add_argument("--compile", action="store_true",
+                 help="with --dry-run: also compile the update step and the sampler on that "
+                 "many fake CPU devices and print XLA's memory per device beside the plan")
   p.add_argument("--coordinator", help="HOST:PORT of process 0 for multi-host runs, or 'auto' "
                  "(detect a TPU pod slice, SLURM or MPI launch; also done without the flag)")
   p.add_argument("--num-processes", type=int, help="processes in a multi-host run")
