@@ -60,6 +60,8 @@ _LLAMA3_PRES = ("llama3", "llama-v3", "llama-bpe")  # Whole-word vocab hits skip
 _QWEN2_PRES = ("qwen2", "deepseek-r1-qwen")  # Their tokenizer.json NFC-normalizes the text.
 _GGUF_CONTROL, _GGUF_USER_DEFINED = 3, 4  # llama.cpp token types.
 _EOT_PROBE = "r1jax end-of-turn probe"
+# A Hugging Face hub id ("org/name"), as `models.weights` recognises one.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 class Tokenizer(abc.ABC):
@@ -457,9 +459,12 @@ def _is_gguf(path: pathlib.Path) -> bool:
     return f.read(4) == b"GGUF"
 
 
-def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+def load_tokenizer(path: str | os.PathLike, *,
+                   cache_dir: str | os.PathLike | None = None) -> Tokenizer:
   """Loads a tokenizer from an HF folder, tokenizer.json, a SentencePiece .model, a GGUF file,
-  a known model name (`smollm2-135m`), or "bytes" (the built-in `byte_tokenizer`).
+  a known model name (`smollm2-135m`), a hub id ("org/name") in the local Hugging Face cache
+  (its snapshot folder: tokenizer.json and the chat template of tokenizer_config.json, as the
+  weights of `models.load` come from it), or "bytes" (the built-in `byte_tokenizer`).
 
   Raises:
     FileNotFoundError: the path does not exist, or a folder holds no tokenizer file.
@@ -468,6 +473,9 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
   if os.fspath(path) == BYTES and not os.path.exists(BYTES):
     return byte_tokenizer()
   p = pathlib.Path(fetch.resolve_model_path(path)).expanduser()
+  if not p.exists() and _HUB_ID.fullmatch(os.fspath(path)):
+    from r1jax.models import weights  # pylint: disable=g-import-not-at-top
+    p = weights.resolve(path, cache_dir=cache_dir)  # Raises naming the hub id if not cached.
   if not p.exists():
     raise FileNotFoundError(
         f"tokenizer path {os.fspath(path)!r} does not exist; pass an HF folder, a "

@@ -312,3 +312,20 @@ def test_smollm2_gguf_matches_golden_fixture(smollm2):
 @pytest.mark.skipif(not HAS_TRANSFORMERS, reason="transformers is not installed")
 def test_smollm2_gguf_matches_live_transformers(smollm2):
   _check_against(smollm2[1], golden_script.record(smollm2[0]))
+
+
+# --- hub ids in the local Hugging Face cache ----------------------------------------------------
+def test_hub_id_in_the_local_cache_loads_tokenizer_and_chat_template(tmp_path, bpe):
+  # The layout huggingface_hub writes: models--org--name/{refs/main, snapshots/<commit>/...}.
+  commit = "0123456789abcdef0123456789abcdef01234567"
+  repo = tmp_path / "models--someorg--tiny-chat"
+  _write_hf_folder(repo / "snapshots" / commit, bpe, tokenizer_config__json={
+      "bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "chat_template": CHATML})
+  (repo / "refs").mkdir()
+  (repo / "refs" / "main").write_text(commit)
+  tok = load_tokenizer("someorg/tiny-chat", cache_dir=tmp_path)
+  assert tok.chat_template == CHATML and tok.eos_ids == (2,)
+  assert tok.encode(PROBES[0]) == bpe.encode(PROBES[0]).ids
+  with pytest.raises(FileNotFoundError, match="'someorg/absent' is neither a local path nor in "
+                     "the Hugging Face cache"):
+    load_tokenizer("someorg/absent", cache_dir=tmp_path)
