@@ -84,11 +84,11 @@ def load_policy(cfg: Config, workdir: str | os.PathLike, key: jax.Array,
   tokenizer = load_tokenizer(tok_path)
   if cfg.model_path:
     from r1jax.models import weights  # Local: weight formats pull in gguf/safetensors.
-    model_cfg, params = weights.load(cfg.model_path)
+    # Each leaf is read straight into its sharding and param dtype, a tensor at a time: no
+    # device (and no host) ever holds a whole 7B model on the way.
+    model_cfg, params = weights.load(cfg.model_path, cfg.model.param_dtype, mesh=mesh,
+                                     rules=cfg.mesh.rules)
     model_cfg = dataclasses.replace(model_cfg, **numerics)
-    params = jax.tree.map(lambda x: x.astype(model_cfg.param_dtype), params)
-    if mesh is not None:
-      params = jax.device_put(params, sharding.param_shardings(model_cfg, mesh, cfg.mesh.rules))
   elif mesh is not None:
     model_cfg = cfg.model
     params = sharding.init_params_sharded(model_cfg, key, mesh, cfg.mesh.rules)

@@ -57,8 +57,46 @@ def _names(cfg: ModelConfig, template: str) -> list[str]:
   return [template.format(i=i) for i in range(cfg.num_layers)]
 
 
-def params_from_tensors(cfg: ModelConfig, source: hf_io.TensorSource) -> Params:
+def _sharded_leaf(source: hf_io.TensorSource, names: list[str], layered: bool, transpose: bool,
+                  shape: tuple[int, ...], dtype: Any, target: Any) -> jax.Array:
+  """One param leaf assembled on its devices straight from the checkpoint's tensors.
+
+  For each of this process's devices, the HF tensors its shard covers are read one at a time
+  (a layer's tensor, transposed and cast), only the shard's slice is kept, and the shard is
+  put on its device before the next one is built: the host holds about one tensor plus one
+  device's shard, and no device ever holds the whole leaf unless its sharding says so.
+  """
+  last: dict[str, Any] = {}
+
+  def tensor(name: str) -> np.ndarray:
+    if last.get("name") != name:  # Consecutive slices of one tensor read it once.
+      last.clear()
+      w = source.entries[name].read()
+      last.update(name=name, w=np.asarray(w.T if transpose else w).astype(dtype, copy=False))
+    return last["w"]
+
+  def shard(index: tuple[slice, ...]) -> np.ndarray:
+    if not layered:
+      return np.ascontiguousarray(tensor(names[0])[index])
+    rows = range(*index[0].indices(len(names)))
+    return np.stack([tensor(names[i])[index[1:]] for i in rows])
+
+  full = (len(names), *shape) if layered else tuple(shape)
+  # One device's shard at a time: `jax.make_array_from_callback` would first build every
+  # device's shard on the host (the whole leaf, under FSDP).
+  arrays = [jax.device_put(shard(index), device)
+            for device, index in target.addressable_devices_indices_map(full).items()]
+  last.clear()
+  return jax.make_array_from_single_device_arrays(full, target, arrays)
+
+
+def params_from_tensors(cfg: ModelConfig, source: hf_io.TensorSource,
+                        shardings: Params | None = None) -> Params:
   """Builds the param tree of `cfg` (in cfg.param_dtype) from HF-named tensors.
+
+  With `shardings` (a tree of jax.sharding.Sharding shaped like the params), each leaf is
+  built on its devices shard by shard (`_sharded_leaf`); without, on the host then moved to
+  the default device.
 
   Raises:
     ValueError: a tensor is missing, has the wrong shape, or has no place in the model.
@@ -80,6 +118,16 @@ def params_from_tensors(cfg: ModelConfig, source: hf_io.TensorSource) -> Params:
   params: dict[str, Any] = {}
   for keys, template, transpose, shape in layout:
     names = _names(cfg, template)
+    if shardings is not None:
+      target = shardings
+      for k in keys:
+        target = target[k]
+      node = params
+      for k in keys[:-1]:
+        node = node.setdefault(k, {})
+      node[keys[-1]] = _sharded_leaf(source, names, "{i}" in template, transpose, shape, dtype,
+                                     target)
+      continue
     stacked = np.empty((len(names), *shape) if "{i}" in template else shape, dtype)
     for i, name in enumerate(names):
       w = source.entries[name].read()
@@ -163,7 +211,8 @@ def _is_gguf(path: pathlib.Path) -> bool:
 
 
 def load(path_or_hub_id: str | os.PathLike, dtype: Any = jnp.float32, *,
-         cache_dir: str | os.PathLike | None = None) -> tuple[ModelConfig, Params]:
+         cache_dir: str | os.PathLike | None = None, mesh: jax.sharding.Mesh | None = None,
+         rules: Any = None) -> tuple[ModelConfig, Params]:
   """Loads a checkpoint into (ModelConfig, params).
 
   Args:
@@ -173,6 +222,10 @@ def load(path_or_hub_id: str | os.PathLike, dtype: Any = jnp.float32, *,
       "smollm2-135m".
     dtype: param dtype (float32, bfloat16 or float16); also the config's compute dtype.
     cache_dir: the Hugging Face cache to look hub ids up in (default: huggingface_hub's).
+    mesh: load each param straight into its sharding on this mesh (`sharding.param_shardings`
+      under `rules`, default `sharding.DEFAULT_RULES`), one tensor at a time on the host;
+      without a mesh the params land whole on the default device.
+    rules: the logical-axis rules of `mesh`.
 
   Returns:
     (cfg, params): params is the nested dict `r1jax.models.forward` takes, in `dtype`.
@@ -184,13 +237,13 @@ def load(path_or_hub_id: str | os.PathLike, dtype: Any = jnp.float32, *,
   dtype_name = _dtype_name(dtype)
   path = resolve(path_or_hub_id, cache_dir=cache_dir)
   if path.is_file() and _is_gguf(path):
-    return _load_gguf(path, dtype_name)
+    return _load_gguf(path, dtype_name, mesh, rules)
   folder = path if path.is_dir() else path.parent
   config = folder / "config.json"
   if not config.exists():
     ggufs = sorted(folder.glob("*.gguf"))
     if path.is_dir() and len(ggufs) == 1:
-      return _load_gguf(ggufs[0], dtype_name)
+      return _load_gguf(ggufs[0], dtype_name, mesh, rules)
     found = f" (it holds {len(ggufs)} .gguf files; pass one)" if len(ggufs) > 1 else ""
     raise FileNotFoundError(f"{config} does not exist: {path} is not an HF checkpoint folder "
                             f"or a GGUF file{found}")
@@ -199,13 +252,23 @@ def load(path_or_hub_id: str | os.PathLike, dtype: Any = jnp.float32, *,
   except json.JSONDecodeError as e:
     raise ValueError(f"{config} is not valid JSON: {e}") from None
   cfg = hf_io.config_from_hf(hf, source=str(config), dtype=dtype_name)
-  return cfg, params_from_tensors(cfg, hf_io.read_safetensors(folder))
+  return cfg, params_from_tensors(cfg, hf_io.read_safetensors(folder),
+                                  _shardings(cfg, mesh, rules))
 
 
-def _load_gguf(path: pathlib.Path, dtype_name: str) -> tuple[ModelConfig, Params]:
+def _shardings(cfg: ModelConfig, mesh: jax.sharding.Mesh | None, rules: Any) -> Params | None:
+  if mesh is None:
+    return None
+  from r1jax import sharding  # pylint: disable=g-import-not-at-top  (it imports models)
+  return sharding.param_shardings(cfg, mesh, rules or sharding.DEFAULT_RULES)
+
+
+def _load_gguf(path: pathlib.Path, dtype_name: str, mesh: jax.sharding.Mesh | None = None,
+               rules: Any = None) -> tuple[ModelConfig, Params]:
   gf = gguf_io.read_gguf(path)
   cfg = gguf_io.config_from_gguf(gf, dtype=dtype_name)
-  return cfg, params_from_tensors(cfg, gguf_io.tensors_from_gguf(gf, cfg))
+  return cfg, params_from_tensors(cfg, gguf_io.tensors_from_gguf(gf, cfg),
+                                  _shardings(cfg, mesh, rules))
 
 
 def tensors_from_params(cfg: ModelConfig, params: Params) -> dict[str, np.ndarray]:
