@@ -180,7 +180,22 @@ def read_gguf(path: str | os.PathLike) -> GGUFFile:
   data_start = -(-cur.pos // align) * align
   tensors = {name: GGUFTensorInfo(name, shape, kind, data_start + offset)
              for name, shape, kind, offset in infos}
+  _check_extents(path, tensors, len(buffer))
   return GGUFFile(path, metadata, tensors, buffer)
+
+
+def _check_extents(path: str, tensors: dict[str, GGUFTensorInfo], size: int) -> None:
+  """A file cut short (an interrupted download) fails here, naming the file and the tensor."""
+  import gguf  # pylint: disable=g-import-not-at-top
+  for info in tensors.values():
+    try:
+      block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(info.ggml_type)]
+    except (ValueError, KeyError):
+      continue  # An unknown type is reported when (if) the tensor is read.
+    end = info.offset + math.prod(info.shape[:-1]) * (info.shape[-1] // block) * type_size
+    if end > size:
+      raise ValueError(f"{path} is truncated or corrupt: tensor {info.name} needs bytes up to "
+                       f"{end:,} but the file has {size:,}")
 
 
 def _llama3_factors(cfg: dict[str, Any], head_dim: int, theta: float) -> np.ndarray:

@@ -218,10 +218,14 @@ def read_safetensors(folder: str | os.PathLike) -> TensorSource:
   for file in files:
     if not file.exists():
       raise FileNotFoundError(f"shard {file} named by {index} does not exist")
-    with safetensors.safe_open(str(file), framework="numpy") as f:
-      for name in f.keys():
-        shape = tuple(f.get_slice(name).get_shape())
-        entries[name] = TensorEntry(shape, _reader(file, name), f"{name} in {file}")
+    try:
+      with safetensors.safe_open(str(file), framework="numpy") as f:
+        for name in f.keys():
+          shape = tuple(f.get_slice(name).get_shape())
+          entries[name] = TensorEntry(shape, _reader(file, name), f"{name} in {file}")
+    except safetensors.SafetensorError as e:  # A cut-short or corrupt file: name it.
+      raise ValueError(f"{file} is not a readable safetensors file (truncated or corrupt?): "
+                       f"{e}") from None
   return TensorSource(str(folder), entries)
 
 
