@@ -32,7 +32,9 @@ Here:
     mixed uniformly. The paper's curriculum (easier puzzles first) is not reproduced: r1jax's
     stream has no curriculum. There is no end of data, so num_steps is the paper's 3,600.
   * 8 prompts x 8 samples a step, 4,096-token responses and 512-token prompts are our choices:
-    the batch and group sizes and the length cap are not quoted here from the paper.
+    the batch and group sizes and the length cap are not quoted here from the paper, nor its
+    optimizer steps per rollout, so r1jax's default of one (`updates_per_rollout=1`, every
+    step on-policy) is used.
   * the template is r1jax's chat template with the R1 instruction as the system turn and the
     answer format in the question; the paper's system prompt words it differently.
   * the 1M-context variant's long-context rope (theta 1e7) is kept; responses stay far below

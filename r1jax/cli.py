@@ -74,8 +74,9 @@ def _add_eval(sub) -> None:
   p.add_argument("--model", type=_path_or_name, help="a GGUF file, HF folder, hub id, known "
                  "name (smollm2-135m) or the workdir of an `r1jax train` run (its newest "
                  "checkpoint, tokenizer and chat setting)")
-  p.add_argument("--task", help="gsm8k, math, aime, countdown, arithmetic or miniature "
-                 "(default: the workdir's task)")
+  p.add_argument("--task", help="gsm8k, math, aime, countdown, arithmetic, miniature, "
+                 "humaneval, mbpp, code, code_functions or knights_knaves (default: the "
+                 "workdir's task)")
   p.add_argument("--data", help="the task's data file (.jsonl or .parquet)")
   p.add_argument("--task-arg", type=_task_arg, action="append", default=[],
                  metavar="KEY=VALUE", help="a task option, e.g. --task-arg levels=[4,5] "
