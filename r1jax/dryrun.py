@@ -51,7 +51,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import optax
 
-from r1jax import sharding
+from r1jax import dryrun_cost, sharding
 from r1jax.models import transformer
 from r1jax.models.config import ModelConfig
 
@@ -91,6 +91,7 @@ class Report:
   flops_per_step: float
   verdict: str  # One sentence: fits, or by how much it falls short.
   notes: tuple[str, ...] = ()  # Dims that fell back to replication, and similar.
+  num_steps: int = 0  # The run's steps (from a Config), for the cost line; 0 = not known.
 
 
 def _ways(spec: Any, mesh_sizes: Mapping[str, int]) -> list[int]:
@@ -382,7 +383,12 @@ def format_report(report: Report) -> str:
   lines += [f"Note: {n}" for n in report.notes[:8]]
   if len(report.notes) > 8:
     lines.append(f"Note: ... and {len(report.notes) - 8} more replicated params")
-  lines.append(report.verdict)
+  if report.num_steps:
+    cost = dryrun_cost.run_cost(
+        report.flops_train + report.flops_recompute + report.flops_reference,
+        report.flops_sample, steps=report.num_steps, num_devices=report.num_devices)
+    lines.append(dryrun_cost.format_cost(cost))
+  lines.append(report.verdict)  # The last line: scripts read the verdict there.
   return "\n".join(lines)
 
 
@@ -396,6 +402,12 @@ def dry_run_config(cfg: Any, *, num_devices: int, device_memory_gb: float = 80.0
   """
   r = cfg.grpo.num_samples
   rows = cfg.prompts_per_step * r
+  return dataclasses.replace(_dry_run_of(cfg, r, rows, num_devices, device_memory_gb),
+                             num_steps=cfg.num_steps)
+
+
+def _dry_run_of(cfg: Any, r: int, rows: int, num_devices: int,
+                device_memory_gb: float) -> Report:
   return dry_run(cfg.model, cfg.mesh, batch=rows,
                  seq_len=cfg.max_prompt_len + cfg.sampling.max_new_tokens,
                  num_devices=num_devices, device_memory_gb=device_memory_gb,
