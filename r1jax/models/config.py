@@ -15,6 +15,8 @@ DType = Literal["float32", "bfloat16", "float16"]
 # Remat (activation checkpointing) policies by name; see transformer.REMAT_POLICIES.
 Remat = Literal["none", "full", "dots", "dots_no_batch"]
 RopeScaling = Literal["none", "llama3", "linear"]
+# How the model's (training and prefill) attention is computed; see transformer.attention_impl.
+Attention = Literal["auto", "einsum", "xla", "cudnn"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,10 @@ class ModelConfig:
   # vocabulary head, logprobs and entropy run over chunks of C positions under
   # jax.checkpoint (recomputed in the backward pass). 0 = the whole completion at once.
   logits_chunk: int = 512
+  # Attention: "einsum" (the reference: float32 scores [B, K, G, T, S] in memory), "xla" or
+  # "cudnn" (jax.nn.dot_product_attention; cudnn is flash attention on NVIDIA GPUs, bf16/f16
+  # only), or "auto": cudnn on GPU in bf16/f16, xla elsewhere.
+  attention: Attention = "auto"
 
   def __post_init__(self):
     for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
@@ -61,6 +67,9 @@ class ModelConfig:
       value = getattr(self, name)
       if not isinstance(value, int) or value <= 0:
         raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+    if self.attention not in ("auto", "einsum", "xla", "cudnn"):
+      raise ValueError(f"ModelConfig.attention must be one of auto, einsum, xla, cudnn; got "
+                       f"{self.attention!r}")
     if not isinstance(self.logits_chunk, int) or self.logits_chunk < 0:
       raise ValueError(f"ModelConfig.logits_chunk must be an integer >= 0 (0 = no chunks), "
                        f"got {self.logits_chunk!r}")

@@ -30,8 +30,9 @@ from r1jax.models.config import ModelConfig
 Params = dict[str, Any]
 Cache = dict[str, jax.Array]
 
-__all__ = ["Cache", "Params", "Transformer", "forward", "head_logits", "init", "init_cache",
-           "param_logical_axes", "abstract_params", "count_params", "rope_inv_freq"]
+__all__ = ["Cache", "Params", "Transformer", "attention_impl", "forward", "head_logits", "init",
+           "init_cache", "param_logical_axes", "abstract_params", "count_params",
+           "rope_inv_freq"]
 
 # Activation checkpointing policies by config name. "full" saves nothing and recomputes the
 # whole block in the backward pass; "dots" saves matmul outputs.
@@ -117,6 +118,18 @@ def _dense(features: int, names: tuple[str, str], cfg: ModelConfig, name: str,
                   name=name)
 
 
+def attention_impl(cfg: ModelConfig, dtype: Any) -> str:
+  """The attention implementation `cfg.attention` names; "auto" picks by backend and dtype.
+
+  cuDNN's flash attention (GPU) runs only in bf16 / f16, so "auto" uses it there and XLA's
+  `jax.nn.dot_product_attention` everywhere else.
+  """
+  if cfg.attention != "auto":
+    return cfg.attention
+  low = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+  return "cudnn" if jax.default_backend() == "gpu" and low else "xla"
+
+
 class Attention(nn.Module):
   """GQA self-attention that writes its new keys and values into a KV cache."""
   cfg: ModelConfig
@@ -141,14 +154,20 @@ class Attention(nn.Module):
       kk = jax.lax.dynamic_update_slice(k_cache, kk.astype(k_cache.dtype), (0, index, 0, 0))
       vv = jax.lax.dynamic_update_slice(v_cache, vv.astype(v_cache.dtype), (0, index, 0, 0))
     new_k, new_v = kk, vv
-    q = q.reshape(b, t, k, n // k, h)
-    scores = jnp.einsum("btkgh,bskh->bkgts", q, kk.astype(q.dtype),
-                        preferred_element_type=jnp.float32) * (h ** -0.5)
-    # Masked scores get the most negative float, not -inf, so a row with no allowed key (a
-    # pad query) gives a uniform, finite softmax instead of NaN.
-    scores = jnp.where(allowed[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
-    out = jnp.einsum("bkgts,bskh->btkgh", probs, vv.astype(q.dtype)).reshape(b, t, n * h)
+    impl = attention_impl(cfg, q.dtype)
+    if impl == "einsum":
+      q = q.reshape(b, t, k, n // k, h)
+      scores = jnp.einsum("btkgh,bskh->bkgts", q, kk.astype(q.dtype),
+                          preferred_element_type=jnp.float32) * (h ** -0.5)
+      # Masked scores get the most negative float, not -inf, so a row with no allowed key (a
+      # pad query) gives a uniform, finite softmax instead of NaN.
+      scores = jnp.where(allowed[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
+      probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
+      out = jnp.einsum("bkgts,bskh->btkgh", probs, vv.astype(q.dtype)).reshape(b, t, n * h)
+    else:  # GQA, causal and padding masks all in `allowed` [B, T, S]; scale 1 / sqrt(H).
+      out = jax.nn.dot_product_attention(
+          q, kk.astype(q.dtype), vv.astype(q.dtype), mask=allowed[:, None, :, :],
+          implementation=impl).reshape(b, t, n * h)
     out = _dense(cfg.hidden_size, ("q_heads", "embed"), cfg, "o_proj")(out)
     return out, new_k, new_v
 
