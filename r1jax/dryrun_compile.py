@@ -94,8 +94,8 @@ def compile_recipe(path: str, *, device_memory_gb: float | None = None, debug: b
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
 
-  from r1jax import (dryrun, experiment, policy_update, sampler, sharding,  # pylint: disable=import-outside-toplevel
-                     train_step)
+  # pylint: disable-next=import-outside-toplevel
+  from r1jax import dryrun, experiment, policy_update, sampler, sharding, train_step
 
   module = experiment.load_experiment(path)
   cfg = experiment.resolve_config(module, debug=debug, overrides=list(overrides))

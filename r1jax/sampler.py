@@ -32,7 +32,7 @@ import numpy as np
 import tqdm
 
 from r1jax import sampling as sampling_lib
-from r1jax import sharding
+from r1jax import decode_layout
 from r1jax.models import transformer
 from r1jax.models.config import ModelConfig
 
@@ -183,116 +183,6 @@ def _prefill(params, tokens, mask, *, cfg: ModelConfig, slots: int):
   return _lm_head(params, x[:, -1], cfg), cache
 
 
-def _layer_params(params: transformer.Params, cfg: ModelConfig) -> tuple:
-  """Per-layer decode weights, sliced from the stacked [L, ...] params once per call.
-
-  q/k/v kernels (and biases) are fused into one [D, K, (G + 2) H] matmul grouped by kv head
-  (each kv head's G query heads, then its key and value), and gate/up into one [D, 2, F]:
-  fewer, larger matmuls per layer, which run closer to memory bandwidth. The fused axis is
-  never the tensor-sharded one (K and F are), so tensor parallelism never cuts a fused weight
-  and the splits after the matmul stay on one device.
-  """
-  stack = params["model"]["layers"]
-  attn, mlp = stack["self_attn"], stack["mlp"]
-  k, g, h = cfg.num_kv_heads, cfg.num_groups, cfg.head_dim
-
-  def qkv(i, leaf):  # [..., N H], [..., K H], [..., K H] -> [..., K, (G + 2) H]
-    q, kk, v = (attn[name][leaf][i] for name in ("q_proj", "k_proj", "v_proj"))
-    lead = q.shape[:-1]
-    return jnp.concatenate([q.reshape(*lead, k, g * h), kk.reshape(*lead, k, h),
-                            v.reshape(*lead, k, h)], axis=-1)
-
-  h_unit = {"q_heads": h}
-  layers = []
-  for i in range(cfg.num_layers):
-    gate_up = jnp.stack([mlp["gate_proj"]["kernel"][i], mlp["up_proj"]["kernel"][i]], axis=-2)
-    layer = {"input_layernorm": {"weight": stack["input_layernorm"]["weight"][i]},
-             "post_attention_layernorm": {"weight": stack["post_attention_layernorm"]["weight"][i]},
-             "qkv": {"kernel": _pin(qkv(i, "kernel"), ("embed", "kv_heads", None))},
-             "o_proj": {"kernel": _pin(attn["o_proj"]["kernel"][i], ("q_heads", "embed"), h_unit)},
-             "gate_up": {"kernel": _pin(gate_up, ("embed", None, "mlp"))},
-             "down_proj": {"kernel": _pin(mlp["down_proj"]["kernel"][i], ("mlp", "embed"))}}
-    if cfg.qkv_bias:
-      layer["qkv"]["bias"] = _pin(qkv(i, "bias"), ("kv_heads", None))
-    if cfg.qk_norm:
-      layer["q_norm"] = {"weight": attn["q_norm"]["weight"][i]}
-      layer["k_norm"] = {"weight": attn["k_norm"]["weight"][i]}
-    layers.append(jax.tree.map(lambda x: _pin(x, (None,) * x.ndim), layer))
-  return tuple(layers)
-
-
-def _decode_top(params: transformer.Params, cfg: ModelConfig) -> transformer.Params:
-  """The embedding, final norm and head as the decode loop reads them (decode layout)."""
-  top = {"model": {"embed_tokens": params["model"]["embed_tokens"],
-                   "norm": params["model"]["norm"]}}
-  if "lm_head" in params:
-    top["lm_head"] = params["lm_head"]
-  layout = _decode_layout()
-  if layout is None:
-    return top
-  sizes, rules = layout
-  specs = sharding.param_specs(cfg, sizes, rules)
-  return jax.tree.map(lambda x, s: jax.lax.with_sharding_constraint(x, s), top,
-                      {k: ({"embed_tokens": specs["model"]["embed_tokens"],
-                            "norm": specs["model"]["norm"]} if k == "model" else specs[k])
-                       for k in top})
-
-
-def _decode_params(params: transformer.Params, cfg: ModelConfig) -> transformer.Params:
-  """The params in the compute dtype, in their own layout (an elementwise, per-shard cast).
-
-  Every sampler matmul casts its weights to the compute dtype anyway, so a copy in that dtype
-  (bf16 for the accelerator recipes) gives the same numbers at half the bytes. Norm weights
-  stay as they are (Gemma adds 1 to them in float32).
-  """
-  dt = jnp.dtype(cfg.dtype)
-
-  def cast(path, x):
-    is_norm = any("norm" in str(getattr(k, "key", "")) for k in path)
-    return x if is_norm or not jnp.issubdtype(x.dtype, jnp.floating) else x.astype(dt)
-
-  return jax.tree_util.tree_map_with_path(cast, params)
-
-
-def _decode_layout() -> tuple[dict[str, int], sharding.Rules] | None:
-  """(mesh sizes, `sharding.decode_rules` of the active rules) under a mesh, else None.
-
-  The decode loop reads every weight once per token: its weights are pinned to this layout
-  (no weight split over the batch axes) so that they are gathered once, before the loop,
-  fused layer by layer (no whole stacked copy), instead of on every token.
-  """
-  mesh = jax.sharding.get_abstract_mesh()
-  if mesh.empty:
-    return None
-  rules = tuple(nn.get_logical_axis_rules()) or sharding.DEFAULT_RULES
-  return dict(mesh.shape), sharding.decode_rules(rules)
-
-
-def _pin(x: jax.Array, names: tuple[str | None, ...],
-         units: dict[str, int] | None = None) -> jax.Array:
-  """A decode weight constrained to the decode layout (a no-op without a mesh)."""
-  layout = _decode_layout()
-  if layout is None:
-    return x
-  sizes, rules = layout
-  return jax.lax.with_sharding_constraint(
-      x, sharding.spec_for_shape(names, x.shape, rules, sizes, units))
-
-
-def _rows(x: jax.Array, *names: str | None) -> jax.Array:
-  """Pins a per-row array to its logical layout (rows over the batch axes; no-op without rules).
-
-  Dims the rules' mesh axes do not divide stay whole (a debug run's 2 prompts on 8 devices),
-  as for params: an uneven constraint would make jit infer an input sharding it rejects.
-  """
-  mesh = jax.sharding.get_abstract_mesh()
-  rules = tuple(nn.get_logical_axis_rules())
-  if mesh.empty or not rules:
-    return x
-  spec = sharding.spec_for_shape(names, x.shape, rules, dict(mesh.shape))
-  return jax.lax.with_sharding_constraint(x, spec)
-
-
 def _dense(p, x: jax.Array, cfg: ModelConfig) -> jax.Array:
   """x [B, D_in] @ kernel [D_in, ...] (+ bias), as flax's nn.Dense(dtype=cfg.dtype) does."""
   dt = jnp.dtype(cfg.dtype)
@@ -321,8 +211,9 @@ def _decode_block(layer, x, positions, allowed, cache_k, cache_v, index, *, cfg:
   write = lambda c, new: jax.lax.dynamic_update_slice(
       c, jnp.swapaxes(new, 1, 2).astype(c.dtype), (0, 0, index, 0))
   cache_k, cache_v = write(cache_k, k), write(cache_v, v)
-  cache_k, cache_v = (_rows(c, "cache_batch", "cache_kv_heads", "cache_length", None)
-                      for c in (cache_k, cache_v))
+  cache_k, cache_v = (
+      decode_layout.rows(c, "cache_batch", "cache_kv_heads", "cache_length", None)
+      for c in (cache_k, cache_v))
   # Scores come out [B, K, S, G] (slots before the G query heads of a KV head): XLA:CPU runs
   # these batched dots with tiny G about 1.3x faster this way round than as [B, K, G, S]
   # (B = 64, S = 448: 12.3 vs 16.3 ms per layer), and attention dominates long decodes.
@@ -337,7 +228,7 @@ def _decode_block(layer, x, positions, allowed, cache_k, cache_v, index, *, cfg:
   act = jax.nn.silu if cfg.mlp_activation == "silu" else functools.partial(
       jax.nn.gelu, approximate=True)
   x = x + _dense(layer["down_proj"], act(gate) * up, cfg)
-  return _rows(x, "act_batch", "act_embed"), cache_k, cache_v
+  return decode_layout.rows(x, "act_batch", "act_embed"), cache_k, cache_v
 
 
 def _decode_step(params, layers, token, cache: _Cache, *, cfg: ModelConfig):
@@ -392,14 +283,15 @@ def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: Sampling
   _TRACES[0] += 1  # Python side effect: runs once per trace, i.e. once per compilation.
   p, t_prompt = tokens.shape
   b, t_new = p * num_samples, sampling.max_new_tokens
-  params = _decode_params(params, cfg)
-  tokens, mask = _rows(tokens, "batch", None), _rows(mask, "batch", None)
+  params = decode_layout.cast(params, cfg)
+  tokens = decode_layout.rows(tokens, "batch", None)
+  mask = decode_layout.rows(mask, "batch", None)
   logits, cache = _prefill(params, tokens, mask, cfg=cfg, slots=t_prompt + t_new)
   fan = lambda x: jnp.repeat(x, num_samples, axis=0)  # Rows [i * R, (i + 1) * R) <- prompt i.
   cache = _Cache(tuple(map(fan, cache.k)), tuple(map(fan, cache.v)), fan(cache.mask),
                  cache.index, fan(cache.pos))
-  layers = _layer_params(params, cfg)
-  top = _decode_top(params, cfg)
+  layers = decode_layout.layer_params(params, cfg)
+  top = decode_layout.top_params(params, cfg)
   m = max([len(s) for s in sampling.stop_sequences] + [1])
   state = _Loop(
       step=jnp.zeros((), jnp.int32), cache=cache, logits=fan(logits),
@@ -424,7 +316,7 @@ def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: Sampling
     # The forward after the last token is wasted (1 step in T_new); a cond to skip it would
     # make XLA copy the cache.
     logits, cache = _decode_step(top, layers, token, s.cache, cfg=cfg)
-    logits = _rows(logits, "act_batch", None)
+    logits = decode_layout.rows(logits, "act_batch", None)
     if progress:
       jax.debug.callback(_tick, s.step + 1)
     return _Loop(s.step + 1, cache, logits, out_tokens, out_logprobs, lengths, done, window)
