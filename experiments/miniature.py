@@ -56,6 +56,7 @@ def get_config() -> Config:
       grpo=GRPOConfig(num_samples=8, kl_coef=0.0, clip_low=0.2, clip_high=0.2,
                       loss_agg="token_mean"),
       sampling=SamplingConfig(temperature=1.0, max_new_tokens=40, prompt_multiple=16),
+      max_prompt_len=24,  # "Q:1234+5678=" is 13 tokens; 24 + 40 new fill the 64-token context.
       prompts_per_step=32,
       num_steps=30,
       optim=OptimConfig(lr=3e-4, max_grad_norm=1.0),

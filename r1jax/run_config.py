@@ -89,6 +89,9 @@ class CheckpointConfig:
 
   every: int = 50  # Save every this many steps (also at the end and on SIGTERM/SIGINT).
   keep: int = 3  # Keep the last K checkpoints.
+  # Write in a background thread: training goes on once the arrays are copied to the host; a
+  # crash during a write leaves the previous checkpoint as the latest (exact resume holds).
+  async_save: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -211,7 +211,8 @@ def _setup(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, is_main:
              task=task, stream=stream, tx=tx, schedule=schedule, opt_init=opt_init,
              updater=policy_update_lib.PolicyUpdater(model_cfg, cfg, tx, mesh),
              ckpt=checkpoint_lib.Checkpointer(workdir, save_every=cfg.checkpoint.every,
-                                              keep=cfg.checkpoint.keep),
+                                              keep=cfg.checkpoint.keep,
+                                              async_save=cfg.checkpoint.async_save),
              sample_sh=(None if cfg.mesh.sample_rules is None else
                         sharding.param_shardings(model_cfg, mesh, cfg.mesh.sample_rules)))
   return run, params

@@ -87,15 +87,19 @@ _KILL_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from train_test import tiny_config
     from r1jax import train
-    train.run(tiny_config(), {workdir!r})
+    from r1jax.run_config import CheckpointConfig
+    train.run(tiny_config(checkpoint=CheckpointConfig(every=1, keep=2, async_save={async_save})),
+              {workdir!r})
 """)
 
 
-def test_sigkilled_run_resumes_bit_for_bit(tmp_path):
-  cfg = tiny_config()
+@pytest.mark.parametrize("async_save", [False, True])
+def test_sigkilled_run_resumes_bit_for_bit(tmp_path, async_save):
+  cfg = tiny_config(checkpoint=CheckpointConfig(every=1, keep=2, async_save=async_save))
   full, killed = tmp_path / "full", tmp_path / "killed"
   train.run(cfg, full)
-  script = _KILL_SCRIPT.format(tests=os.path.dirname(__file__), workdir=str(killed))
+  script = _KILL_SCRIPT.format(tests=os.path.dirname(__file__), workdir=str(killed),
+                               async_save=async_save)
   proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   deadline = time.time() + 600
