@@ -1,6 +1,6 @@
 """Checkpoints of a training run, and clean stops on preemption.
 
-Place in the pipeline: step 6 of every training step (see DESIGN.md). train.py hands this module
+Place in the pipeline: step 6 of every training step (see r1jax/__init__.py). train.py hands this module
 a flat dict of the run's state every step; it is written every `save_every` steps (and on demand,
 e.g. when a SIGTERM arrives) under `workdir/checkpoints/<step>/`, the last `keep` are kept, and
 rerunning the same command restores the newest complete one.

@@ -1,6 +1,6 @@
 """Run metrics on disk and on the console: JSONL, TensorBoard event files, a progress bar.
 
-Place in the pipeline: step 6 of every training step (see DESIGN.md). train.py passes each
+Place in the pipeline: step 6 of every training step (see r1jax/__init__.py). train.py passes each
 step's flat metrics dict (`reward/mean`, `accuracy/strict`, `length/mean`, `kl`, ...) to
 `MetricsWriter.write` and a few completions to `write_samples`; `Progress` shows a bar with ETA.
 plots.py reads the files back (`read_metrics`) to draw the curves.

@@ -1,6 +1,6 @@
 """One GRPO step's policy update: U shuffled mini-batch optimizer steps over a rollout, mu times.
 
-Place in the pipeline: step 5 of a GRPO step (DESIGN.md), after the rollout's rewards and
+Place in the pipeline: step 5 of a GRPO step (r1jax/__init__.py), after the rollout's rewards and
 advantages. What one step does, in the papers' terms:
 
   1. pi_old is fixed before the first optimizer step: the trainer's teacher-forced logprobs on

@@ -1,6 +1,6 @@
 """Rollouts on the host: prompts -> sampler -> text -> rewards -> the static-shape train batch.
 
-Place in the pipeline: steps 1-4 of a GRPO step (DESIGN.md). `collect` tokenizes P prompts,
+Place in the pipeline: steps 1-4 of a GRPO step (r1jax/__init__.py). `collect` tokenizes P prompts,
 samples R completions each with `sampler.generate`, decodes them, scores every named reward
 (host Python; a reward function that raises scores 0 and is counted, never crashes the step),
 and `to_batch` lays prompt and completion side by side with explicit masks for the update.

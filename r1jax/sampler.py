@@ -1,6 +1,6 @@
 """The rollout sampler: prefill once per prompt, fan out, decode in a jit-compiled while loop.
 
-Place in the pipeline: step 2 of a GRPO step (see DESIGN.md). The trainer hands P prompts
+Place in the pipeline: step 2 of a GRPO step (see r1jax/__init__.py). The trainer hands P prompts
 (token-id lists) to `generate`, which returns B = P * num_samples completions grouped by
 prompt (rows [p * R, (p + 1) * R) belong to prompt p), with the logprob of every sampled
 token, each row's length and whether it stopped (eos or a stop sequence) or ran out of budget.

@@ -1,6 +1,6 @@
 """The jit-compiled parts of training: optimizer, teacher-forced logprobs, GRPO and SFT updates.
 
-Place in the pipeline: step 5 of a GRPO step (DESIGN.md). `r1jax.policy_update` splits a
+Place in the pipeline: step 5 of a GRPO step (r1jax/__init__.py). `r1jax.policy_update` splits a
 rollout into mini-batches and hands each one here as static-shape arrays:
 
   tokens      int32 [B, Tp + Tn]  left-padded prompt, then the completion (Tp = prompt bucket)

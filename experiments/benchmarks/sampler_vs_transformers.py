@@ -18,7 +18,7 @@ starts: `--threads 1` is the comparison to make when the machine's cores are bus
 work, where torch's spinning OpenMP threads otherwise collapse (see the figures below).
 
 Needs torch and transformers (`pip install -e .[parity]`) and the SmolLM2 GGUF
-(`r1jax fetch smollm2-135m`). DESIGN.md's reference: transformers alone does 107.5 tokens/s
+(`r1jax fetch smollm2-135m`). For reference, transformers alone did 107.5 tokens/s
 on the idle 2-core development machine (batch 16). Measured results are in the docstring
 of `r1jax/sampler.py`'s report (issue 3).
 """
