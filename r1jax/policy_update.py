@@ -36,7 +36,12 @@ from r1jax import train_step
 from r1jax.models.config import ModelConfig
 from r1jax.run_config import Config
 
-__all__ = ["PolicyUpdater", "resolve_grpo", "training_temperature"]
+__all__ = ["PolicyUpdater", "resolve_grpo", "training_temperature", "updates_per_step"]
+
+
+def updates_per_step(cfg: Config) -> int:
+  """Optimizer steps per training step (U x mu): what the learning-rate schedule counts."""
+  return cfg.updates_per_rollout * cfg.grpo.num_iterations
 
 
 def training_temperature(cfg: Config) -> float:
@@ -70,11 +75,6 @@ class PolicyUpdater:
         model_cfg, self._grpo, tx, t_new=t_new,
         num_microbatches=self.rows_per_update // micro, temperature=temperature)
     self._logprobs = train_step.make_logprobs(model_cfg, t_new, self.rows // micro, temperature)
-
-  @property
-  def updates_per_step(self) -> int:
-    """Optimizer steps per training step (U x mu): what the learning-rate schedule counts."""
-    return self.num_updates * self._grpo.num_iterations
 
   def _place(self, host: train_step.Batch) -> train_step.Batch:
     return sharding.global_batch(

@@ -177,7 +177,6 @@ class _Run:
   sampling: sampler_lib.SamplingConfig
   task: Any
   stream: Any  # The task's resumable prompt stream.
-  tx: Any
   schedule: Any
   opt_init: Any  # jit(params) -> optimizer state, born in the params' shardings.
   updater: policy_update_lib.PolicyUpdater
@@ -200,15 +199,14 @@ def _setup(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, is_main:
   # inputs must be equal everywhere, the order (so the run) does not depend on the process
   # count, and one data position is checkpointed. Each process grades its share of the rows.
   stream = task.stream(seed=cfg.seed)
-  # The schedule counts optimizer updates: U mini-batches x mu passes per step.
   tx, schedule = train_step.make_optimizer(
-      cfg.optim, cfg.num_steps * cfg.updates_per_rollout * cfg.grpo.num_iterations)
+      cfg.optim, cfg.num_steps * policy_update_lib.updates_per_step(cfg))
   param_sh = jax.tree.map(lambda x: x.sharding, params)
   opt_init = jax.jit(tx.init, out_shardings=sharding.opt_state_shardings(
       tx, param_sh, jax.eval_shape(lambda: params)))
   run = _Run(cfg=cfg, workdir=workdir, mesh=mesh, is_main=is_main, root=root,
              model_cfg=model_cfg, tokenizer=tokenizer, sampling=_sampling(cfg, tokenizer),
-             task=task, stream=stream, tx=tx, schedule=schedule, opt_init=opt_init,
+             task=task, stream=stream, schedule=schedule, opt_init=opt_init,
              updater=policy_update_lib.PolicyUpdater(model_cfg, cfg, tx, mesh),
              ckpt=checkpoint_lib.Checkpointer(workdir, save_every=cfg.checkpoint.every,
                                               keep=cfg.checkpoint.keep,
@@ -226,13 +224,16 @@ def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any, dict[str,
   """
   cfg = run.cfg
   opt_state = run.opt_init(params)
-  ref_params = _reference(params) if run.use_ref else None
-  restored = run.ckpt.restore_latest(_state(params, opt_state, ref_params, run.root, run.mesh))
+  # The restore target only lends its structure and shardings: the policy stands in for the
+  # reference, so no second copy of the weights exists before a fresh start needs one.
+  restored = run.ckpt.restore_latest(_state(params, opt_state, params if run.use_ref else None,
+                                            run.root, run.mesh))
   if restored:
     start, state = restored
     run.stream.restore(state["meta"]["data_position"])
     return start, state["params"], state["opt_state"], state.get("ref_params"), {}
   sft_metrics: dict[str, float] = {}
+  ref_params = _reference(params) if run.use_ref else None
   if cfg.sft.steps:
     sft_tx, _ = train_step.make_optimizer(cfg.sft.optim, cfg.sft.steps)
     params, _, sft_metrics = sft_lib.run_sft(
@@ -387,4 +388,4 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
 
 def _schedule_lr(run: _Run, step: int) -> float:
   """The learning rate of the step's last optimizer update."""
-  return run.schedule(step * run.updater.updates_per_step - 1)
+  return run.schedule(step * policy_update_lib.updates_per_step(run.cfg) - 1)
