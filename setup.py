@@ -29,7 +29,7 @@ EXTRAS = {
     # pytest, the notebook runner and math-verify (the maths-backend agreement tests); torch and
     # transformers are optional parity peers, not required.
     "test": ["pytest>=8,<10", "nbclient>=0.10,<0.12", "nbformat>=5.10,<6", "ipykernel>=6.29,<8",
-             "math-verify[antlr4_13_2]>=0.9.0,<0.10"],
+             "math-verify[antlr4_13_2]>=0.9.0,<0.10", "datasets>=5.2,<6"],
     # Kept so `pip install r1jax[plots]` still resolves; both are base dependencies now.
     "plots": ["matplotlib>=3.8,<4", "tensorboard>=2.16,<3"],
     "notebooks": ["matplotlib>=3.8,<4", "jupyter>=1.0,<2"],
@@ -37,6 +37,8 @@ EXTRAS = {
     "tpu": ["jax[tpu]>=0.7.0,<0.11"],
     # The math-verify grading backend (rewards.math_verify_backend); tested with 0.9.0.
     "mathverify": ["math-verify[antlr4_13_2]>=0.9.0,<0.10"],
+    # The "hf" task: Hugging Face `datasets` as a data source (tested with 5.2.0).
+    "datasets": ["datasets>=5.2,<6"],
     # Parity scripts and benchmarks against Hugging Face; never imported by the package.
     "parity": ["torch>=2.4", "transformers>=4.50", "accelerate>=1.0", "trl>=1.10,<2"],
 }
