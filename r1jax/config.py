@@ -5,7 +5,9 @@ with `get_config()`; the CLI applies `--set` overrides on top; the trainer write
 config as JSON into its workdir so a run can be read back and rerun exactly.
 
 Overrides are typed by the field's annotation (falling back to the default's type): tuples,
-bools, None, ints and floats such as `3e-6` all parse from their command-line text.
+bools, None, ints and floats such as `3e-6` all parse from their command-line text. A dict
+field takes one key at a time (`--set task_args.path=x`, nested as `task_args.fields.answer=y`)
+and keeps its other keys; such values read as Python or JSON literals, else as text.
 """
 
 from __future__ import annotations
@@ -190,11 +192,46 @@ def _type_name(tp: Any) -> str:
   return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def _set_in_dict(current: Mapping[str, Any], key: str, value: Any, full_key: str
+                 ) -> dict[str, Any]:
+  """A copy of a dict field with the dotted `key` inside it set (nested dicts are made).
+
+  The dict's other keys are kept, so `--set task_args.path=x` changes one task option. The
+  value is read like a Python literal (numbers, lists, dicts, True/None), else kept as text.
+  """
+  head, _, rest = key.partition(".")
+  if not head:
+    raise ConfigError(f"config key {full_key!r} has an empty part; write e.g. task_args.path=x")
+  out = dict(current)
+  if rest:
+    inner = out.get(head, {})
+    if not isinstance(inner, Mapping):
+      raise ConfigError(f"config key {full_key!r} sets a key inside {head!r}, which holds "
+                        f"{inner!r}, not a dict")
+    out[head] = _set_in_dict(inner, rest, value, full_key)
+  else:
+    out[head] = _parse_dict_value(value) if isinstance(value, str) else value
+  return out
+
+
+def _parse_dict_value(text: str) -> Any:
+  """A Python literal, else JSON (true, null), else the text itself (a path, a name)."""
+  parsed = _parse_literal(text)
+  if parsed is not text:
+    return parsed
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError:
+    return text
+
+
 def _override(cfg: Any, key: str, value: Any, full_key: str) -> Any:
   head, _, rest = key.partition(".")
   if not _is_dataclass_instance(cfg) or head not in {f.name for f in dataclasses.fields(cfg)}:
     raise _UnknownKey()
   current = getattr(cfg, head)
+  if rest and isinstance(current, Mapping):  # One key of a dict field (task_args.path).
+    return dataclasses.replace(cfg, **{head: _set_in_dict(current, rest, value, full_key)})
   if rest:
     return dataclasses.replace(cfg, **{head: _override(current, rest, value, full_key)})
   if _is_dataclass_instance(current) and not isinstance(value, Mapping):
