@@ -20,9 +20,12 @@ INSTALL_REQUIRES = [
     "tqdm>=4.66,<5",
     "sympy>=1.13,<2",
     "tensorflow-datasets>=4.9.7,<5",
-    # The main job draws its curves and writes TensorBoard event files with the base install.
+    # The main job draws its curves and writes TensorBoard event files with the base install:
+    # tensorboardX writes them (87 kB, needs only numpy, packaging and protobuf; TensorBoard's
+    # own writer needs TensorFlow), tensorboard shows and reads them.
     "matplotlib>=3.8,<4",
     "tensorboard>=2.16,<3",
+    "tensorboardX>=2.6,<3",
 ]
 
 EXTRAS = {
