@@ -43,7 +43,7 @@ def test_train_leaves_plots_event_files_and_ends_with_the_summary(trained):
   for name in ("accuracy_reward.png", "length.png", "accuracy_length.png", "metrics.jsonl"):
     assert (workdir / name).is_file(), name
   assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
-  assert "TensorBoard is not installed" not in proc.stderr
+  assert "tensorboardX is not installed" not in proc.stderr
   last = proc.stdout.strip().splitlines()
   text = "\n".join(last)
   assert "greedy accuracy" in text and "sampled accuracy" in text and " -> " in text
