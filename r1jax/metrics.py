@@ -22,10 +22,7 @@ import glob
 import json
 import math
 import os
-import socket
-import struct
 import sys
-import time
 import warnings
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -107,42 +104,33 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict]:
 
 
 class _EventFile:
-  """A TensorBoard event file written synchronously (no background thread to lose on a kill)."""
+  """A TensorBoard event file, written by tensorboardX (a maintained writer of the format).
+
+  tensorboardX queues events to a thread, so an event may be missing from the file for a
+  moment after `flush`; metrics.jsonl is written first and is the record: a resumed run
+  rebuilds the event file from it, and `close` writes out everything queued.
+  """
 
   _count = 0
 
   def __init__(self, logdir: str):
-    # pylint: disable=g-import-not-at-top
-    from tensorboard.compat.proto import event_pb2, summary_pb2
-    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
-    # pylint: enable=g-import-not-at-top
-    self._event_pb2, self._summary_pb2, self._crc = event_pb2, summary_pb2, masked_crc32c
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     os.makedirs(logdir, exist_ok=True)
-    # TensorBoard's naming; the counter keeps two writers of one process in one second apart.
+    # tensorboardX names files events.out.tfevents.<time>.<host>; the suffix keeps two writers
+    # of one process in one second apart.
     _EventFile._count += 1
-    name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}."
-            f"{_EventFile._count}")
-    self.path = os.path.join(logdir, name)
-    self._file = open(self.path, "wb")
-    self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
-
-  def _write(self, event) -> None:
-    # TFRecord framing: u64 length, masked crc32c of it, payload, masked crc32c of the payload.
-    data = event.SerializeToString()
-    header = struct.pack("<Q", len(data))
-    self._file.write(header + struct.pack("<I", self._crc(header)) + data
-                     + struct.pack("<I", self._crc(data)))
+    self._writer = SummaryWriter(logdir, flush_secs=1,
+                                 filename_suffix=f".{os.getpid()}.{_EventFile._count}")
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
-    summary = self._summary_pb2.Summary(value=[
-        self._summary_pb2.Summary.Value(tag=k, simple_value=float(v)) for k, v in values.items()])
-    self._write(self._event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+    for tag, value in values.items():
+      self._writer.add_scalar(tag, float(value), global_step=step)
 
   def flush(self) -> None:
-    self._file.flush()
+    self._writer.flush()
 
   def close(self) -> None:
-    self._file.close()
+    self._writer.close()
 
 
 def _tb_values(record: Mapping[str, Any]) -> dict[str, float]:
@@ -168,7 +156,7 @@ class MetricsWriter:
         dropped. None or 0 for a run that starts from scratch: earlier files are cleared
         (step-0 records, e.g. an evaluation before training, are written again by such a run).
       tensorboard: also write TensorBoard event files (skipped, with one warning, when the
-        `tensorboard` package is not installed).
+        `tensorboardX` package, their writer, is not installed).
       process_index: this host's index; None asks jax.
       console: show the progress bar and console lines of `progress` / `log_console`.
     """
@@ -221,8 +209,8 @@ class MetricsWriter:
     try:
       events = _EventFile(self.tensorboard_dir)
     except ImportError:
-      warnings.warn("TensorBoard is not installed, so no event files are written "
-                    "(pip install tensorboard); metrics.jsonl has everything.", stacklevel=3)
+      warnings.warn("tensorboardX is not installed, so no TensorBoard event files are written "
+                    "(pip install tensorboardX); metrics.jsonl has everything.", stacklevel=3)
       return None
     for record in kept:
       events.scalars(record["step"], _tb_values(_decode(record)))

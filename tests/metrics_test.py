@@ -131,11 +131,11 @@ def test_only_process_zero_writes(tmp_path):
   assert os.listdir(tmp_path) == []
 
 
-def test_missing_tensorboard_warns_and_still_writes_jsonl(tmp_path, monkeypatch):
+def test_missing_tensorboard_writer_warns_and_still_writes_jsonl(tmp_path, monkeypatch):
   # A None entry makes `import` fail, as if the package (and all its modules) were absent.
-  for name in [m for m in sys.modules if m.split(".")[0] == "tensorboard"] + ["tensorboard"]:
+  for name in [m for m in sys.modules if m.split(".")[0] == "tensorboardX"] + ["tensorboardX"]:
     monkeypatch.setitem(sys.modules, name, None)
-  with pytest.warns(UserWarning, match="TensorBoard is not installed"):
+  with pytest.warns(UserWarning, match="tensorboardX is not installed"):
     writer = metrics.MetricsWriter(tmp_path, process_index=0)
   writer.write(1, {"reward/mean": 1.0})
   writer.close()
