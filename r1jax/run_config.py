@@ -122,6 +122,9 @@ class Config:
   num_steps: int = 100  # RL steps.
   optim: OptimConfig = OptimConfig()  # The RL optimizer.
   ref_reset_every: int = 0  # Reset the reference to the policy every N steps (R1: 400); 0 never.
+  # The frozen reference's storage dtype ("bfloat16" halves its memory; its logprobs are then
+  # those of the rounded weights); "" = the policy's param dtype. Norm weights keep theirs.
+  ref_dtype: Literal["", "float32", "bfloat16", "float16"] = ""
   max_sampling_rounds: int = 4  # DAPO dynamic sampling: at most this many rollouts per step.
   sft: SFTConfig = SFTConfig()  # Optional cold-start stage before RL.
   eval: EvalConfig = EvalConfig()  # Held-out evaluation during training.
@@ -152,5 +155,8 @@ class Config:
                        f"prompts_per_step ({self.prompts_per_step}), or be 0")
     if self.max_prompt_len < 1:
       raise ValueError(f"Config.max_prompt_len must be >= 1, got {self.max_prompt_len}")
+    if self.ref_dtype not in ("", "float32", "bfloat16", "float16"):
+      raise ValueError(f"Config.ref_dtype must be one of float32, bfloat16, float16 or \"\" (the "
+                       f"params' dtype), got {self.ref_dtype!r}")
     if self.max_sampling_rounds < 1:
       raise ValueError(f"Config.max_sampling_rounds must be >= 1, got {self.max_sampling_rounds}")
