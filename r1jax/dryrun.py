@@ -7,12 +7,25 @@ arithmetic (dim / product of its mesh axes), so a 64-device plan is checked on a
 
 Memory model, per device (all sizes after sharding; b = rows per device):
   train phase  = params + grads (their float32 sum, and a micro-batch's own with accumulation)
-                 + optimizer state + reference params (when a KL term needs them)
-                 + activations
+                 + optimizer state + reference params (when a KL term needs them, in
+                 `reference_dtype`) + activations
   sample phase = params + optimizer state + reference params + the sampler's param copy (in
                  the compute dtype, laid out by `MeshConfig.sampler_rules`; none when that is
                  the params' own layout and dtype) + KV cache + the sampler's working set
   peak = max(train phase, sample phase); it fits when peak <= (1 - headroom) * device memory.
+
+The sampler's working set is what it holds beyond its weights and the full KV cache at its
+busiest moment: the prompts' own cache (one row per prompt, every slot) beside the full one
+while it is fanned out to R rows, or a decode step's logits and probabilities; the prefill's
+activations and the prompts' cache, when that phase is larger than the full cache (the
+prefill's vocabulary head covers each prompt's last position only).
+
+`platform="cpu"` plans what XLA:CPU compiles (the fake-device check of r1jax.dryrun_compile):
+XLA:CPU has no bf16 / f16 matmul, so it widens their operands to float32, and the decode
+loop's weights, being loop-invariant, are widened once before the loop; the sampler's copy is
+then float32. (Found in the compiled buffer assignment of the 7B recipes' samplers: 28 layers'
+fused weights held as f32[3584, 37888] and so on, twice the bf16 bytes.) GPUs and TPUs multiply
+in bf16 and hold the bf16 copy.
 
 Activations of one micro-batch (b rows of T tokens, e bytes per compute-dtype element, scores
 kept in float32; N', K'H, F', V' are the head, kv, MLP and vocab widths left on one device
@@ -60,6 +73,7 @@ __all__ = ["Report", "dry_run", "format_report", "per_device_bytes", "activation
 GIB = 2 ** 30
 OPTIMIZERS = ("adamw", "adam", "lion", "sgd", "adafactor")
 REMATS = ("none", "full", "dots", "dots_no_batch")
+PLATFORMS = ("accelerator", "cpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +90,7 @@ class Report:
   activation_bytes: int
   sampler_params_bytes: int  # The sampler's own param copy when its layout differs, else 0.
   kv_cache_bytes: int
-  sampler_work_bytes: int  # Prefill working set and decode logits.
+  sampler_work_bytes: int  # Beyond weights and the full cache: prefill, fan-out or decode.
   train_peak_bytes: int
   sample_peak_bytes: int
   peak_bytes: int
@@ -198,7 +212,8 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
             kv_cache_len: int | None = None, minibatch: int | None = None,
             sample_batch: int | None = None, prompt_len: int = 0, num_samples: int = 1,
             num_iterations: int = 1, reference: bool = False, old_pass: bool = False,
-            update_rows: int | None = None, headroom: float = 0.1) -> Report:
+            update_rows: int | None = None, headroom: float = 0.1,
+            reference_dtype: str | None = None, platform: str = "accelerator") -> Report:
   """Estimates per-device memory and FLOPs of one GRPO step; allocates nothing.
 
   Args:
@@ -222,6 +237,9 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
       rollout with the trainer's pi_old).
     update_rows: rows of one optimizer step (batch / updates per rollout); default batch.
     headroom: fraction of device memory left for XLA temporaries and fragmentation.
+    reference_dtype: the reference params' storage dtype (default the params' own).
+    platform: "accelerator" (GPU / TPU) or "cpu" (XLA:CPU widens bf16 / f16 matmul weights to
+      float32: see the module docstring).
   """
   remat = model_cfg.remat if remat is None else remat
   if remat not in REMATS:
@@ -232,6 +250,8 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
       raise ValueError(f"dry_run {name} must be a positive integer, got {value!r}")
   if not 0 <= prompt_len < seq_len:
     raise ValueError(f"dry_run prompt_len must be in [0, seq_len={seq_len}), got {prompt_len!r}")
+  if platform not in PLATFORMS:
+    raise ValueError(f"dry_run platform must be one of {', '.join(PLATFORMS)}, got {platform!r}")
   if not device_memory_gb > 0 or not 0 <= headroom < 1:
     raise ValueError(f"device_memory_gb must be > 0 and headroom in [0, 1), got "
                      f"{device_memory_gb!r} and {headroom!r}")
@@ -255,7 +275,7 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
   grads_b = params_b * 4 // jax.numpy.dtype(model_cfg.param_dtype).itemsize
   if minibatch < update_rows:
     grads_b += params_b
-  ref_b = params_b if reference else 0
+  ref_b = per_device_bytes(_in_dtype(abstract, reference_dtype), specs, sizes) if reference else 0
   notes = _fallback_notes(model_cfg, specs, abstract, rules, sizes)
 
   widths = _widths(model_cfg, specs, sizes)
@@ -267,12 +287,14 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
   act_b = activation_bytes(model_cfg, rows, seq_len, remat, widths, logit_len)
 
   # The sampler decodes from a copy in the compute dtype laid out by its rules (norm weights
-  # keep their dtype); none when that is the training params' own layout and dtype.
+  # keep their dtype); none when that is the training params' own layout and dtype. XLA:CPU
+  # holds that copy widened to float32 (module docstring).
+  s_dtype = jax.numpy.dtype(model_cfg.dtype)
+  if platform == "cpu" and s_dtype.itemsize < 4:
+    s_dtype = jax.numpy.dtype("float32")
   s_specs = sharding.param_specs(model_cfg, sizes, sample_rules)
-  s_abstract = jax.tree_util.tree_map_with_path(
-      lambda path, a: a if "norm" in jax.tree_util.keystr(path) else jax.ShapeDtypeStruct(
-          a.shape, jax.numpy.dtype(model_cfg.dtype)), abstract)
-  if sample_rules == rules and model_cfg.dtype == model_cfg.param_dtype:
+  s_abstract = _in_dtype(abstract, s_dtype.name)
+  if sample_rules == rules and s_dtype == jax.numpy.dtype(model_cfg.param_dtype):
     sample_params_b, s_widths = 0, widths
   else:
     sample_params_b = per_device_bytes(s_abstract, s_specs, sizes)
@@ -281,13 +303,17 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
   cache_b = per_device_bytes(cache, sharding.cache_specs(cache, sizes, sample_rules), sizes)
   s_ways = math.prod(_ways(sharding.logical_to_mesh(("cache_batch",), sample_rules), sizes))
   s_rows = -(-sample_batch // s_ways)
-  work_b = 2 * s_rows * s_widths["V"] * 4  # Decode logits and probabilities.
+  # Beyond the weights and the full cache (module docstring): the prompts' cache beside the
+  # full one during the fan-out, a decode step's logits and probabilities, or the prefill.
+  work_b = 2 * s_rows * s_widths["V"] * 4
   if prompt_len:
     p_rows = -(-max(sample_batch // num_samples, 1) // s_ways)
+    prompt_cache_b = cache_b * p_rows // max(s_rows, 1)
     e = jax.numpy.dtype(model_cfg.dtype).itemsize
     x = _layer_terms(p_rows, prompt_len, kv_cache_len, s_widths, e)
-    work_b += (x["carry"] + x["proj"] + x["mlp"] + x["attn"] + x["other"]
-               + p_rows * prompt_len * s_widths["V"] * 4)
+    prefill_b = (x["carry"] + x["proj"] + x["mlp"] + x["attn"] + x["other"]
+                 + p_rows * s_widths["V"] * 4)  # The head sees each prompt's last position.
+    work_b = max(work_b, prompt_cache_b, prompt_cache_b + prefill_b - cache_b)
 
   train_peak = params_b + grads_b + opt_b + ref_b + act_b
   sample_peak = params_b + opt_b + ref_b + sample_params_b + cache_b + work_b
@@ -336,6 +362,15 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
       flops_train=float(flops_train), flops_recompute=float(flops_recompute),
       flops_reference=float(flops_ref), flops_sample=float(flops_sample),
       flops_per_step=float(total), verdict=verdict, notes=tuple(notes))
+
+
+def _in_dtype(abstract: Any, dtype: str | None) -> Any:
+  """Abstract params with their float leaves, norm weights aside, in `dtype` (None: as is)."""
+  if dtype is None:
+    return abstract
+  return jax.tree_util.tree_map_with_path(
+      lambda path, a: a if "norm" in jax.tree_util.keystr(path) else jax.ShapeDtypeStruct(
+          a.shape, jax.numpy.dtype(dtype)), abstract)
 
 
 def _fallback_notes(cfg: ModelConfig, specs: Any, abstract: Any, rules: sharding.Rules,
@@ -392,22 +427,24 @@ def format_report(report: Report) -> str:
   return "\n".join(lines)
 
 
-def dry_run_config(cfg: Any, *, num_devices: int, device_memory_gb: float = 80.0) -> Report:
+def dry_run_config(cfg: Any, *, num_devices: int, device_memory_gb: float = 80.0,
+                   platform: str = "accelerator") -> Report:
   """`dry_run` of one GRPO step of an experiment Config (r1jax.run_config.Config).
 
   Rows B = prompts_per_step x grpo.num_samples; each row is max_prompt_len prompt tokens plus
   sampling.max_new_tokens; a gradient is computed over `minibatch_size` rows (default: one
   optimizer step's B / updates_per_rollout); the sampler decodes `rollout_chunk` prompts'
-  rows at once (default all); the architecture is cfg.model and the mesh cfg.mesh.
+  rows at once (default all); the architecture is cfg.model and the mesh cfg.mesh; the
+  reference lives in `cfg.ref_dtype` ("" = the params' dtype); `platform` as for `dry_run`.
   """
   r = cfg.grpo.num_samples
   rows = cfg.prompts_per_step * r
-  return dataclasses.replace(_dry_run_of(cfg, r, rows, num_devices, device_memory_gb),
+  return dataclasses.replace(_dry_run_of(cfg, r, rows, num_devices, device_memory_gb, platform),
                              num_steps=cfg.num_steps)
 
 
-def _dry_run_of(cfg: Any, r: int, rows: int, num_devices: int,
-                device_memory_gb: float) -> Report:
+def _dry_run_of(cfg: Any, r: int, rows: int, num_devices: int, device_memory_gb: float,
+                platform: str) -> Report:
   return dry_run(cfg.model, cfg.mesh, batch=rows,
                  seq_len=cfg.max_prompt_len + cfg.sampling.max_new_tokens,
                  num_devices=num_devices, device_memory_gb=device_memory_gb,
@@ -416,4 +453,5 @@ def _dry_run_of(cfg: Any, r: int, rows: int, num_devices: int,
                  prompt_len=cfg.max_prompt_len, num_samples=r,
                  num_iterations=cfg.grpo.num_iterations, reference=cfg.grpo.kl_coef > 0,
                  old_pass=cfg.updates_per_rollout > 1 and cfg.grpo.old_logprobs == "trainer",
-                 update_rows=rows // cfg.updates_per_rollout)
+                 update_rows=rows // cfg.updates_per_rollout,
+                 reference_dtype=cfg.ref_dtype or None, platform=platform)

@@ -14,6 +14,10 @@ allocated), it lowers and compiles:
 and reports XLA's per-device memory (arguments + temporaries: donated inputs alias outputs)
 beside the analytic plan (`r1jax.dryrun`), and the collectives inside the decode loop's body
 (an all-gather there runs on every generated token).
+
+The plan set beside XLA's figure is the one for XLA:CPU (`dryrun.dry_run(platform="cpu")`):
+XLA:CPU widens bf16 matmul weights to float32, which doubles the sampler's decode copy of a
+bf16 recipe; the accelerator plan (a bf16 copy) is reported beside it.
 """
 
 from __future__ import annotations
@@ -137,7 +141,10 @@ def compile_recipe(path: str, *, device_memory_gb: float | None = None, debug: b
     decode = sampler._jitted_generate("cpu").lower(  # pylint: disable=protected-access
         s_params, tokens, mask, key, cfg=cfg.model, sampling=cfg.sampling,
         num_samples=cfg.grpo.num_samples, progress=False).compile()
-  plan = dryrun.dry_run_config(cfg, **hardware)
+  plan = dryrun.dry_run_config(cfg, **hardware, platform="cpu")
+  accel = dryrun.dry_run_config(cfg, **hardware)
+  sample = lambda p: int(p.params_bytes + p.sampler_params_bytes + p.kv_cache_bytes
+                         + p.sampler_work_bytes)
   return {
       "update_bytes": _bytes(update), "old_logprobs_bytes": _bytes(old),
       "decode_bytes": _bytes(decode),
@@ -145,8 +152,8 @@ def compile_recipe(path: str, *, device_memory_gb: float | None = None, debug: b
       "plan_train_bytes": int(plan.train_peak_bytes),
       # What the sampler's own jit holds in the plan: the params it is handed, its decode
       # copy, the KV cache and its working set.
-      "plan_sample_bytes": int(plan.params_bytes + plan.sampler_params_bytes
-                               + plan.kv_cache_bytes + plan.sampler_work_bytes),
+      "plan_sample_bytes": sample(plan),
+      "plan_sample_accelerator_bytes": sample(accel),
       "device_bytes": int(hardware["device_memory_gb"] * GIB),
       "num_devices": int(hardware["num_devices"]), "rows_per_update": updater.rows_per_update,
       "decode_rows": prompts * cfg.grpo.num_samples,
@@ -183,7 +190,9 @@ def format_compiled(r: dict[str, Any]) -> str:
       f"{gib(r['plan_train_bytes'])} ({off(r['update_bytes'], r['plan_train_bytes'])})",
       f"  pi_old pass                {gib(r['old_logprobs_bytes'])}",
       f"  sampler ({r['decode_rows']} rows)        {gib(r['decode_bytes'])}   plan "
-      f"{gib(r['plan_sample_bytes'])} ({off(r['decode_bytes'], r['plan_sample_bytes'])})",
+      f"{gib(r['plan_sample_bytes'])} ({off(r['decode_bytes'], r['plan_sample_bytes'])}; "
+      f"XLA:CPU holds bf16 matmul weights in float32: on a GPU or TPU the plan is "
+      f"{gib(r['plan_sample_accelerator_bytes']).strip()})",
       f"  collectives in the decode loop body: {loop}",
   ])
 

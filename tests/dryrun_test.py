@@ -119,6 +119,38 @@ def test_default_sample_layout_is_a_whole_copy_and_the_training_layout_needs_non
   assert same.sampler_params_bytes == 0
 
 
+def test_cpu_plans_the_bf16_decode_copy_in_float32_and_a_bf16_reference_halves():
+  cfg = dataclasses.replace(ModelConfig(), dtype="bfloat16")
+  args = dict(batch=8, seq_len=16, num_devices=8, reference=True)
+  accel = dryrun.dry_run(cfg, sharding.MeshConfig(), **args)
+  cpu = dryrun.dry_run(cfg, sharding.MeshConfig(), platform="cpu", **args)
+  half = dryrun.dry_run(cfg, sharding.MeshConfig(), reference_dtype="bfloat16", **args)
+  n = transformer.count_params(transformer.abstract_params(cfg))
+  norms = 2 * cfg.num_layers * cfg.hidden_size + cfg.hidden_size  # Kept in float32.
+  assert accel.sampler_params_bytes == 2 * (n - norms) + 4 * norms
+  assert cpu.sampler_params_bytes == 4 * n  # XLA:CPU widens bf16 matmul weights.
+  assert accel.reference_bytes == accel.params_bytes
+  assert half.reference_bytes < 0.6 * accel.reference_bytes
+  assert half.train_peak_bytes == accel.train_peak_bytes - (
+      accel.reference_bytes - half.reference_bytes)
+  with pytest.raises(ValueError, match="platform must be one of accelerator, cpu, got 'tpu'"):
+    dryrun.dry_run(cfg, sharding.MeshConfig(), platform="tpu", **args)
+
+
+def test_sampler_working_set_is_the_fan_out_or_the_prefill_beyond_the_full_cache():
+  cfg = get_preset("qwen2.5-7b")
+  # 16 rows of 4 prompts: the fan-out holds the prompts' cache (a quarter of the full one)
+  # beside the full cache; the prefill's head sees one position per prompt.
+  fan = dryrun.dry_run(cfg, (1, 1, 1), batch=16, seq_len=2048, prompt_len=64, num_samples=4)
+  assert fan.sampler_work_bytes == pytest.approx(fan.kv_cache_bytes / 4, rel=1e-3)
+  # One prompt, one sample and a long prompt: the prefill's attention tops the cache.
+  long = dryrun.dry_run(cfg, (1, 1, 1), batch=1, seq_len=2048, prompt_len=2000, num_samples=1)
+  t, s, d, f, n, e = 2000, 2048, cfg.hidden_size, cfg.intermediate_size, cfg.num_heads, 4
+  nh, kh = n * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+  prefill = t * (d + (nh + 2 * kh + d) + (2 * f + d) + (2 * d + f + nh)) * e + n * t * s * (4 + e)
+  assert long.sampler_work_bytes == prefill + cfg.vocab_size * 4  # + its last position's logits.
+
+
 def test_dims_that_cannot_split_are_noted():
   report = dryrun.dry_run(get_preset("qwen2.5-7b"), (1, 8, 8), batch=64, seq_len=128)
   assert any("self_attn/q_proj/kernel dim 2 (q_heads" in n for n in report.notes)
