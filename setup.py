@@ -32,7 +32,7 @@ EXTRAS = {
     # pytest, the notebook runner and math-verify (the maths-backend agreement tests); torch and
     # transformers are optional parity peers, not required.
     "test": ["pytest>=8,<10", "nbclient>=0.10,<0.12", "nbformat>=5.10,<6", "ipykernel>=6.29,<8",
-             "math-verify[antlr4_13_2]>=0.9.0,<0.10", "datasets>=5.2,<6"],
+             "math-verify[antlr4_13_2]>=0.9.0,<0.10", "datasets>=5.2,<6", "wandb>=0.31,<1"],
     # Kept so `pip install r1jax[plots]` still resolves; both are base dependencies now.
     "plots": ["matplotlib>=3.8,<4", "tensorboard>=2.16,<3"],
     "notebooks": ["matplotlib>=3.8,<4", "jupyter>=1.0,<2"],
@@ -42,6 +42,8 @@ EXTRAS = {
     "mathverify": ["math-verify[antlr4_13_2]>=0.9.0,<0.10"],
     # The "hf" task: Hugging Face `datasets` as a data source (tested with 5.2.0).
     "datasets": ["datasets>=5.2,<6"],
+    # Weights & Biases tracking (`--set tracking=wandb`; tested with 0.31.0, offline too).
+    "wandb": ["wandb>=0.31,<1"],
     # Parity scripts and benchmarks against Hugging Face; never imported by the package.
     "parity": ["torch>=2.4", "transformers>=4.50", "accelerate>=1.0", "trl>=1.10,<2"],
 }
