@@ -14,6 +14,7 @@ from r1jax.grpo_config import GRPOConfig
 from r1jax.models.config import ModelConfig
 from r1jax.sampler import SamplingConfig
 from r1jax.sharding import MeshConfig
+from r1jax.tracking import TRACKERS, WandbConfig
 
 __all__ = ["CheckpointConfig", "Config", "EvalConfig", "OptimConfig", "SFTConfig"]
 
@@ -132,6 +133,10 @@ class Config:
   mesh: MeshConfig = MeshConfig()  # Devices as data x fsdp x tensor, and the logical-axis rules.
   samples_per_step: int = 4  # Completions written to samples.jsonl each step.
   tensorboard: bool = True  # Also write TensorBoard event files.
+  # Experiment trackers fed every metric, a samples table and the plots (besides JSONL and
+  # TensorBoard): () = none, ("wandb",) = Weights & Biases (the `wandb` extra).
+  tracking: tuple[str, ...] = ()
+  wandb: WandbConfig = WandbConfig()  # W&B project, name, group, tags and mode.
   seed: int = 0  # Root seed: params, data order, sampling keys all derive from it.
 
   def __post_init__(self):
@@ -155,6 +160,10 @@ class Config:
                        f"prompts_per_step ({self.prompts_per_step}), or be 0")
     if self.max_prompt_len < 1:
       raise ValueError(f"Config.max_prompt_len must be >= 1, got {self.max_prompt_len}")
+    unknown = [t for t in self.tracking if t not in TRACKERS]
+    if unknown:
+      raise ValueError(f"Config.tracking has unknown tracker {unknown[0]!r}; accepted: "
+                       f"{', '.join(TRACKERS)} (metrics.jsonl and TensorBoard are always on)")
     if self.ref_dtype not in ("", "float32", "bfloat16", "float16"):
       raise ValueError(f"Config.ref_dtype must be one of float32, bfloat16, float16 or \"\" (the "
                        f"params' dtype), got {self.ref_dtype!r}")
