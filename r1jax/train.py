@@ -41,6 +41,7 @@ from r1jax import rollout as rollout_lib
 from r1jax import sampler as sampler_lib
 from r1jax import sft as sft_lib
 from r1jax import sharding
+from r1jax import tracking as tracking_lib
 from r1jax import train_step
 from r1jax.data import tasks as tasks_lib
 from r1jax.models import transformer
@@ -153,6 +154,7 @@ def run(cfg: Config, workdir: str | os.PathLike, *, max_steps: int | None = None
   workdir.mkdir(parents=True, exist_ok=True)
   is_main = jax.process_index() == 0
   if is_main:
+    tracking_lib.check_trackers(cfg.tracking)  # A missing extra fails now, before the model loads.
     (workdir / "config.json").write_text(config_lib.to_json(cfg))
     (workdir / "run_info.json").write_text(json.dumps(
         {"git_hash": _git_hash(), "seed": cfg.seed, "jax": jax.__version__,
@@ -331,9 +333,12 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
   try:
     # The writer resumes after the checkpoint's step; the SFT logs through it before that.
     start_guess = run.ckpt.latest_step() or 0
+    trackers = tracking_lib.make_trackers(
+        cfg.tracking, workdir=workdir, config=config_lib.to_dict(cfg), wandb_cfg=cfg.wandb,
+        resume=bool(start_guess)) if is_main else []
     writer = metrics_lib.MetricsWriter(workdir, tensorboard=cfg.tensorboard,
                                        process_index=jax.process_index(),
-                                       resume_step=start_guess)
+                                       resume_step=start_guess, trackers=trackers)
     start, params, opt_state, ref_params, sft_metrics = _begin(
         run, params, lambda s, m: writer.log_console(f"sft {s}/{cfg.sft.steps}", m))
     evaluate = _make_evaluator(run)
@@ -373,16 +378,16 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
                     meta={"data_position": run.stream.position}, force=stop or step == end)
       if stop:
         break
+    if step >= cfg.num_steps:  # The finished run's curves (process 0), also to the trackers.
+      try:
+        writer.plot()
+      except ImportError as e:  # matplotlib is optional.
+        print(f"plots skipped: {e}")
   finally:
     run.ckpt.close()
     if writer is not None:
       writer.close()
     checkpoint_lib.restore_signal_handlers()
-  if is_main and step >= cfg.num_steps:
-    try:
-      metrics_lib.plot_run(workdir)
-    except ImportError as e:  # matplotlib is optional.
-      print(f"plots skipped: {e}")
   return metrics
 
 
