@@ -11,6 +11,7 @@ Files under the workdir, written by process 0 only:
                   convention), since JSON has no NaN and a NaN loss is exactly what one greps for.
   samples.jsonl   one JSON object per completion: {"step": s, "prompt": ..., "completion": ...}.
   tensorboard/    an event file with one Event per `write` (scalars as simple_value).
+Trackers (tracking.py, e.g. Weights & Biases) get the same records, samples and final plots.
 Exact resume: `MetricsWriter(workdir, resume_step=k)` drops every line with step > k (written
 after the checkpoint being restored, or half-written by a killed process) and rebuilds the
 TensorBoard file from what is kept, so the files equal those of an uninterrupted run.
@@ -147,7 +148,7 @@ class MetricsWriter:
 
   def __init__(self, workdir: str | os.PathLike, *, resume_step: int | None = None,
                tensorboard: bool = True, process_index: int | None = None,
-               console: bool = True):
+               console: bool = True, trackers: Sequence[Any] = ()):
     """Opens the files.
 
     Args:
@@ -159,6 +160,8 @@ class MetricsWriter:
         `tensorboardX` package, their writer, is not installed).
       process_index: this host's index; None asks jax.
       console: show the progress bar and console lines of `progress` / `log_console`.
+      trackers: `tracking.Tracker`s (W&B) fed every record, the samples and the plots; the
+        writer closes them. Process 0 passes them; other processes pass none.
     """
     if resume_step is not None and (not isinstance(resume_step, int) or resume_step < 0):
       raise ValueError(f"resume_step must be None or a non-negative integer, got "
@@ -175,6 +178,7 @@ class MetricsWriter:
     self._metrics = self._samples = None
     self._console = console
     self._progress: Progress | None = None
+    self._trackers = list(trackers) if self.active else []
     if not self.active:
       return
     os.makedirs(self.workdir, exist_ok=True)
@@ -236,6 +240,8 @@ class MetricsWriter:
       if self._events is not None:
         self._events.scalars(record["step"], _tb_values(_decode(record)))
         self._events.flush()
+      for tracker in self._trackers:
+        tracker.log(record["step"], record)
     return record
 
   def write_samples(self, step: int, samples: Sequence[Mapping[str, Any]]) -> None:
@@ -245,6 +251,23 @@ class MetricsWriter:
     for sample in samples:
       line = json.dumps({"step": int(step), **sample}, default=_json_default, ensure_ascii=False)
       self._samples.write(line + "\n")
+    for tracker in self._trackers:
+      tracker.log_samples(int(step), samples)
+
+  def plot(self) -> list[str]:
+    """Draws the run's PNG curves into the workdir (plots.plot_run) and hands them to the
+    trackers; returns their paths ([] on processes other than 0).
+
+    Raises:
+      ImportError: matplotlib is not installed.
+    """
+    if not self.active:
+      return []
+    self.flush()
+    paths = plot_run(self.workdir)
+    for tracker in self._trackers:
+      tracker.log_images(paths)
+    return paths
 
   def progress(self, step: int, total_steps: int, metrics: Mapping[str, Any] | None = None
                ) -> None:
@@ -276,7 +299,7 @@ class MetricsWriter:
 
   def close(self) -> None:
     if self.active:
-      for f in (self._metrics, self._samples, self._events, self._progress):
+      for f in (self._metrics, self._samples, self._events, self._progress, *self._trackers):
         if f is not None:
           f.close()
       self.active = False
