@@ -139,9 +139,31 @@ def _state(params, opt_state, ref_params, key, mesh=None) -> dict[str, Any]:
   return state
 
 
-def _reference(params):
-  """The frozen reference: its own copy of the policy's arrays (the update donates those)."""
-  return jax.tree.map(jnp.copy, params)
+def _ref_leaf_dtype(path, x, dtype: str):
+  """A reference leaf's dtype: `dtype` (Config.ref_dtype) for float weights; norms keep theirs."""
+  floating = jnp.issubdtype(x.dtype, jnp.floating)
+  if not dtype or not floating or "norm" in jax.tree_util.keystr(path):
+    return jnp.dtype(x.dtype)
+  return jnp.dtype(dtype)
+
+
+def _reference(params, dtype: str = ""):
+  """The frozen reference: its own copy of the policy's arrays (the update donates those).
+
+  In `dtype` (Config.ref_dtype; "" = theirs): a bf16 reference of float32 params halves its
+  memory, and its logprobs are those of the rounded weights. Each leaf keeps its sharding.
+  """
+  def copy(path, x):
+    dt = _ref_leaf_dtype(path, x, dtype)
+    return jnp.copy(x) if dt == x.dtype else x.astype(dt)
+  return jax.tree_util.tree_map_with_path(copy, params)
+
+
+def _reference_like(params, dtype: str = ""):
+  """The reference's restore target: the params' shapes and shardings in its dtypes (no copy)."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, x: jax.ShapeDtypeStruct(x.shape, _ref_leaf_dtype(path, x, dtype),
+                                           sharding=x.sharding), params)
 
 
 def run(cfg: Config, workdir: str | os.PathLike, *, max_steps: int | None = None) -> dict:
@@ -226,16 +248,18 @@ def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any, dict[str,
   """
   cfg = run.cfg
   opt_state = run.opt_init(params)
-  # The restore target only lends its structure and shardings: the policy stands in for the
-  # reference, so no second copy of the weights exists before a fresh start needs one.
-  restored = run.ckpt.restore_latest(_state(params, opt_state, params if run.use_ref else None,
-                                            run.root, run.mesh))
+  # The restore target only lends its structure and shardings: the policy's, in the
+  # reference's dtypes, stand in for the reference, so no second copy of the weights
+  # exists before a fresh start needs one.
+  restored = run.ckpt.restore_latest(_state(
+      params, opt_state, _reference_like(params, cfg.ref_dtype) if run.use_ref else None,
+      run.root, run.mesh))
   if restored:
     start, state = restored
     run.stream.restore(state["meta"]["data_position"])
     return start, state["params"], state["opt_state"], state.get("ref_params"), {}
   sft_metrics: dict[str, float] = {}
-  ref_params = _reference(params) if run.use_ref else None
+  ref_params = _reference(params, cfg.ref_dtype) if run.use_ref else None
   if cfg.sft.steps:
     sft_tx, _ = train_step.make_optimizer(cfg.sft.optim, cfg.sft.steps)
     params, _, sft_metrics = sft_lib.run_sft(
@@ -244,7 +268,7 @@ def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any, dict[str,
         stream=rollout_lib.ExampleStream(sft_lib.sft_source(cfg.sft, seed=cfg.seed),
                                          seed=cfg.seed),
         log=writer_log)
-    ref_params = _reference(params) if run.use_ref else None
+    ref_params = _reference(params, cfg.ref_dtype) if run.use_ref else None
     opt_state = run.opt_init(params)
   run.ckpt.save(0, _state(params, opt_state, ref_params, run.root, run.mesh),
                 meta={"data_position": run.stream.position}, force=True)
@@ -360,7 +384,7 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
           where=str(workdir / "checkpoints"))
       t_train = time.perf_counter() - t1
       if run.use_ref and cfg.ref_reset_every and step % cfg.ref_reset_every == 0:
-        ref_params = _reference(params)
+        ref_params = _reference(params, cfg.ref_dtype)
       metrics.update(rollout_lib.rollout_metrics(ro, adv))
       metrics.update(upd)
       metrics["lr"] = float(_schedule_lr(run, step))
