@@ -157,3 +157,28 @@ def test_a_raising_reward_scores_zero_and_is_counted(tmp_path):
                     grpo=GRPOConfig(num_samples=4, kl_coef=0.0))
   metrics = train.run(cfg, tmp_path)
   assert metrics["reward/errors"] == 16 and metrics["reward/broken"] == 0.0
+
+
+def test_bf16_reference_is_stored_in_bf16_and_a_stopped_run_resumes_it_exactly(tmp_path):
+  """Config.ref_dtype: the reference is a rounded copy (KL > 0 before the first update, where a
+  float32 reference gives exactly 0), checkpointed in bf16 and restored in bf16."""
+  base = tiny_config(grpo=GRPOConfig(num_samples=4, kl_coef=0.01), sft=SFTConfig(),
+                     eval=EvalConfig(), updates_per_rollout=1, minibatch_size=0, num_steps=2,
+                     ref_reset_every=0)
+  bf16 = dataclasses.replace(base, ref_dtype="bfloat16")
+  train.run(base, tmp_path / "f32", max_steps=1)
+  train.run(bf16, tmp_path / "a")
+  train.run(bf16, tmp_path / "b", max_steps=1)
+  train.run(bf16, tmp_path / "b")
+  assert read_metrics(tmp_path / "f32")[0]["kl"] == 0.0
+  assert read_metrics(tmp_path / "a")[0]["kl"] > 0.0
+  assert _strip_timing(read_metrics(tmp_path / "a")) == _strip_timing(read_metrics(tmp_path / "b"))
+  ckpt = checkpoint.Checkpointer(tmp_path / "b", save_every=1, keep=2)
+  saved = ckpt._manager.item_metadata(2)["arrays"]["ref_params"]  # pylint: disable=protected-access
+  ckpt.close()
+  dtypes = {jax.tree_util.keystr(p): np.dtype(m.dtype)
+            for p, m in jax.tree_util.tree_leaves_with_path(saved)}
+  assert dtypes["['model']['embed_tokens']['embedding']"] == np.dtype("bfloat16")
+  assert all(d == (np.float32 if "norm" in k else np.dtype("bfloat16")) for k, d in dtypes.items())
+  with pytest.raises(ValueError, match="Config.ref_dtype must be one of float32, bfloat16"):
+    tiny_config(ref_dtype="int8")
