@@ -106,6 +106,9 @@ class Config:
   task_args: dict[str, Any] = dataclasses.field(default_factory=dict)  # Its keyword args.
   eval_task_args: dict[str, Any] = dataclasses.field(default_factory=dict)  # Held-out overrides.
   chat: bool = False  # Render prompts through the tokenizer's chat template (instruct models).
+  # Variables of the chat template, e.g. {"enable_thinking": False} for Qwen3
+  # (`--set chat_template_kwargs.enable_thinking=false`).
+  chat_template_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
   grpo: GRPOConfig = GRPOConfig()  # The objective (num_samples is R).
   sampling: SamplingConfig = SamplingConfig()  # Rollout sampling; eos ids default to the tokenizer's.
   max_prompt_len: int = 512  # Longer prompts are an error; also the prompt length a dry run plans.
