@@ -83,6 +83,7 @@ def load_policy(cfg: Config, workdir: str | os.PathLike, key: jax.Array,
     raise ValueError("Config.tokenizer_path is empty and there is no model_path to take a "
                      "tokenizer from; set tokenizer_path (a tokenizer.json, .model or GGUF)")
   tokenizer = load_tokenizer(tok_path)
+  tokenizer.chat_template_kwargs = dict(cfg.chat_template_kwargs)  # e.g. enable_thinking
   if cfg.model_path:
     from r1jax.models import weights  # Local: weight formats pull in gguf/safetensors.
     # Each leaf is read straight into its sharding and param dtype, a tensor at a time: no
