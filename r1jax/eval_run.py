@@ -133,7 +133,8 @@ def run(model: str | os.PathLike, *, task: str | None = None, data: str | None =
         max_new_tokens: int | None = None, limit: int | None = None,
         batch_size: int | None = None, chat: bool | None = None, seed: int = 0,
         out: str | os.PathLike | None = None, progress: bool = True,
-        num_resamples: int = 1000, loaded: LoadedModel | None = None) -> evaluate_lib.Report:
+        num_resamples: int = 1000, loaded: LoadedModel | None = None,
+        chat_template_kwargs: Mapping[str, Any] | None = None) -> evaluate_lib.Report:
   """Evaluates `model` on a task's questions; writes the report into `out` when given.
 
   Defaults come from the training run when `model` is a workdir (its task and task options,
@@ -143,11 +144,15 @@ def run(model: str | os.PathLike, *, task: str | None = None, data: str | None =
   per sampler call) defaults to about 64 rows. `loaded` skips loading (a model in memory).
   With `out`, finished batches are journaled there and an unfinished evaluation with the same
   settings resumes (a different one is an error naming the difference).
+  `chat_template_kwargs` (e.g. {"enable_thinking": False}) go to the chat template, over a
+  workdir's own `Config.chat_template_kwargs`.
   """
   if task is not None and task not in tasks_lib.TASKS:  # Fail before the slow model load.
     raise ValueError(f"unknown task {task!r}; known tasks are {sorted(tasks_lib.TASKS)}")
   loaded = loaded or load_model(model)
   rc = loaded.run_config
+  loaded.tokenizer.chat_template_kwargs = {**(rc.chat_template_kwargs if rc else {}),
+                                           **(chat_template_kwargs or {})}
   name = task or (rc.task if rc else None)
   if not name:
     raise ValueError("pass a task (--task), e.g. gsm8k, math, aime, countdown, arithmetic or "
@@ -175,6 +180,8 @@ def run(model: str | os.PathLike, *, task: str | None = None, data: str | None =
   batch_size = batch_size or max(1, 64 // max(k, 1))
   info = {"model": os.fspath(model), "checkpoint_step": loaded.step,
           "task_args": {a: v for a, v in args.items()}, "limit": limit}
+  if loaded.tokenizer.chat_template_kwargs:
+    info["chat_template_kwargs"] = dict(loaded.tokenizer.chat_template_kwargs)
   journal = None if out is None else os.path.join(os.fspath(out), JOURNAL_FILE)
   report = evaluate_lib.evaluate(
       loaded.params, examples, task=task_obj, tokenizer=loaded.tokenizer,
