@@ -33,6 +33,13 @@ def _add_fetch(sub) -> None:
   p.set_defaults(func=_cmd_fetch)
 
 
+def _add_chat_template_kwarg(p: argparse.ArgumentParser) -> None:
+  p.add_argument("--chat-template-kwarg", type=_task_arg, action="append", default=[],
+                 metavar="KEY=VALUE", help="a chat-template variable, e.g. "
+                 "--chat-template-kwarg enable_thinking=false (Qwen3); repeatable; over a "
+                 "workdir's Config.chat_template_kwargs")
+
+
 # --- eval: owned by the evaluator (r1jax/evaluate.py, r1jax/eval_run.py) ------------------
 def _task_arg(text: str) -> tuple[str, object]:
   """KEY=VALUE; VALUE is read as JSON (numbers, lists, true/false) or else kept as text."""
@@ -56,12 +63,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
   if not args.model:
     raise SystemExit("r1jax eval: --model is required (or --rebuild DIR to recompute a "
                      "written report)")
+  task, task_args, chat = args.task, dict(args.task_arg), args.chat
+  chat_kwargs = dict(args.chat_template_kwarg)
+  if args.experiment:
+    from r1jax import experiment
+    # Importing the file registers the tasks it defines; its config gives the defaults: its
+    # task with the held-out options (eval_task_args), chat setting and chat-template kwargs.
+    exp = experiment.resolve_config(experiment.load_experiment(args.experiment))
+    if task is None:
+      task, task_args = exp.task, {**exp.task_args, **exp.eval_task_args, **task_args}
+    chat = exp.chat if chat is None else chat
+    chat_kwargs = {**exp.chat_template_kwargs, **chat_kwargs}
   report = eval_run.run(
-      args.model, task=args.task, data=args.data, task_args=dict(args.task_arg),
+      args.model, task=task, data=args.data, task_args=task_args,
       template=args.template, k=args.k, temperature=args.temperature, top_p=args.top_p,
       max_new_tokens=args.max_new_tokens, limit=args.limit, batch_size=args.batch_size,
-      chat=args.chat, seed=args.seed, out=args.out, progress=not args.no_progress,
-      num_resamples=args.bootstrap)
+      chat=chat, seed=args.seed, out=args.out, progress=not args.no_progress,
+      num_resamples=args.bootstrap, chat_template_kwargs=chat_kwargs)
   print(report.format())
   if args.out:
     print(f"report: {args.out}")
@@ -78,6 +96,9 @@ def _add_eval(sub) -> None:
                  "humaneval, mbpp, code, code_functions or knights_knaves (default: the "
                  "workdir's task)")
   p.add_argument("--data", help="the task's data file (.jsonl or .parquet)")
+  p.add_argument("--experiment", metavar="FILE", help="an experiment file: tasks it registers "
+                 "become known, and its task (with its held-out eval_task_args), chat setting "
+                 "and chat_template_kwargs are the defaults")
   p.add_argument("--task-arg", type=_task_arg, action="append", default=[],
                  metavar="KEY=VALUE", help="a task option, e.g. --task-arg levels=[4,5] "
                  "(repeatable)")
@@ -95,6 +116,7 @@ def _add_eval(sub) -> None:
   p.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
                  help="render prompts with the tokenizer's chat template (default: on when it "
                  "has one; a workdir's own setting)")
+  _add_chat_template_kwarg(p)
   p.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed (default 0)")
   p.add_argument("--bootstrap", type=int, default=1000,
                  help="bootstrap resamples of the 95%% intervals (default 1000)")
@@ -150,6 +172,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
   chat = args.chat
   if chat is None:
     chat = loaded.run_config.chat if loaded.run_config is not None else False
+  tok.chat_template_kwargs = {
+      **(loaded.run_config.chat_template_kwargs if loaded.run_config is not None else {}),
+      **dict(args.chat_template_kwarg)}
   if args.max_new_tokens is None and loaded.run_config is not None:
     # A training run's budget fits its model's context (the miniature's is 64 tokens).
     sampling = dataclasses.replace(
@@ -191,6 +216,7 @@ def _add_sample(sub) -> None:
   p.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
                  help="wrap the prompt as a user turn in the model's chat template (default: "
                  "off; a workdir's own setting)")
+  _add_chat_template_kwarg(p)
   p.add_argument("--max-new-tokens", type=int, help=f"completion budget (default: a workdir's "
                  f"own, else {_DEFAULT_MAX_NEW_TOKENS})")
   p.add_argument("--temperature", type=float, default=1.0,
@@ -214,6 +240,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
   t0 = time.perf_counter()
   module = experiment.load_experiment(args.experiment)
   cfg = experiment.resolve_config(module, debug=args.debug, overrides=args.set)
+  if args.print_config:
+    from r1jax import config_doc
+    print(config_doc.format_config(cfg))
+    return 0
   workdir = args.workdir or experiment.default_workdir(args.experiment, args.debug)
   if args.dry_run:
     from r1jax import dryrun
@@ -281,9 +311,31 @@ def _exit_multiprocess_failure(error: Exception) -> None:
   os._exit(3)  # pylint: disable=protected-access
 
 
+class _TrainHelp(argparse.Action):
+  """`r1jax train --help`: the flags, then every override key with its comment.
+
+  The keys come from the config classes (imported only here, so other commands start fast).
+  """
+
+  def __call__(self, parser, namespace, values, option_string=None):
+    from r1jax import config_doc
+    from r1jax.run_config import Config
+    parser.print_help()
+    print("\nconfig keys (--set KEY=VALUE; a dict field takes one key as KEY.SUBKEY=VALUE, e.g. "
+          "task_args.path=train.parquet; `--print-config` shows an experiment's values):")
+    print(config_doc.format_keys(Config()))
+    parser.exit()
+
+
 def _add_train(sub) -> None:
-  p = sub.add_parser("train", help="run an experiment file (GRPO, optionally after SFT)")
+  p = sub.add_parser("train", help="run an experiment file (GRPO, optionally after SFT)",
+                     add_help=False)
+  p.add_argument("-h", "--help", action=_TrainHelp, nargs=0,
+                 help="show this help and every config key --set takes, then exit")
   p.add_argument("experiment", help="path of an experiment file defining get_config()")
+  p.add_argument("--print-config", action="store_true",
+                 help="print the resolved config (after --debug and --set), each field with "
+                 "its comment, and exit")
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                  help="override a config field, e.g. --set optim.lr=3e-6 (repeatable)")
   p.add_argument("--workdir", help="where checkpoints, metrics and plots go "
