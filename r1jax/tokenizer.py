@@ -72,6 +72,9 @@ class Tokenizer(abc.ABC):
     eos_ids: ids that end a completion: the eos id(s) and the chat template's end-of-turn id.
     pad_id: padding id; the first eos id (then 0) when the tokenizer defines none.
     chat_template: jinja2 source of the chat template, or None.
+    chat_template_kwargs: template variables every render gets (Qwen3's
+      `{"enable_thinking": False}`); set from `Config.chat_template_kwargs` or
+      `--chat-template-kwarg`; a call's own keyword arguments win.
     vocab_size: number of ids, added tokens included.
     source: the file it was loaded from.
   """
@@ -80,6 +83,7 @@ class Tokenizer(abc.ABC):
                chat_template: str | None, source: str):
     self.source = source
     self.chat_template = chat_template
+    self.chat_template_kwargs: dict[str, Any] = {}
     self.bos_id = bos_id
     self._compiled = None
     eos = list(dict.fromkeys(eos_ids))
@@ -129,7 +133,8 @@ class Tokenizer(abc.ABC):
       messages: [{"role": ..., "content": ...}, ...].
       add_generation_prompt: end with the header that opens the assistant's turn.
       tokenize: return token ids (encoded without adding bos/eos) instead of the string.
-      **kwargs: extra template variables (e.g. `enable_thinking=False`, `tools=[...]`).
+      **kwargs: extra template variables (e.g. `enable_thinking=False`, `tools=[...]`), on
+        top of `chat_template_kwargs`.
     """
     if self.chat_template is None:
       raise ValueError(f"tokenizer {self.source!r} has no chat template; pass a tokenizer whose "
@@ -144,7 +149,7 @@ class Tokenizer(abc.ABC):
     special = {k: self.id_to_token(v) for k, v in names.items() if v is not None}
     text = self._compiled.render(messages=list(messages),
                                  add_generation_prompt=add_generation_prompt,
-                                 **{**special, **kwargs})
+                                 **{**special, **self.chat_template_kwargs, **kwargs})
     return self.encode(text) if tokenize else text
 
   def _end_of_turn_id(self) -> int | None:
