@@ -34,17 +34,33 @@ def _md(src: str) -> nbformat.NotebookNode:
 
 
 SETUP = _code('''
-    # Setup. In Colab this installs r1jax from its repository (set R1JAX_GIT to its pip URL);
-    # wherever r1jax already imports (a checkout installed with `pip install -e .`) it does not.
+    # Setup: installs r1jax unless it already imports. Opened inside a checkout (this notebook
+    # in its notebooks/ folder) it installs that checkout; elsewhere (Colab) the repository at
+    # R1JAX_REPO. R1JAX_SOURCE, if set, names another pip source (a path, a wheel, a git URL).
+    import importlib
     import importlib.util
     import os
+    import pathlib
     import subprocess
     import sys
 
-    R1JAX_GIT = os.environ.get("R1JAX_GIT", "git+https://github.com/OWNER/r1jax.git")
+    R1JAX_REPO = "git+https://github.com/OWNER/r1jax.git"
+
+
+    def r1jax_source():
+      if os.environ.get("R1JAX_SOURCE"):
+        return os.environ["R1JAX_SOURCE"]
+      for folder in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents):
+        if (folder / "setup.py").is_file() and (folder / "r1jax" / "__init__.py").is_file():
+          return str(folder)
+      return R1JAX_REPO
+
+
     if importlib.util.find_spec("r1jax") is None:
-      subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", R1JAX_GIT],
+      print(f"installing r1jax from {r1jax_source()}")
+      subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", r1jax_source()],
                             env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+      importlib.invalidate_caches()  # The new package imports in this same kernel.
 
     # R1JAX_SMOKE=1 shrinks every size: CI runs the whole notebook that way in about a minute.
     SMOKE = os.environ.get("R1JAX_SMOKE", "0") == "1"
