@@ -11,6 +11,9 @@ import copy
 import importlib.util
 import os
 import pathlib
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -56,6 +59,65 @@ def test_notebook_installs_r1jax_first_and_defines_no_classes(path):
       # Helpers that format, plot or loop are fine; classes would be library code.
       assert not isinstance(node, ast.ClassDef), f"{path.name} defines class {node.name}"
   assert any("from r1jax" in s for s in code)
+
+
+def _run_setup_cell(cwd, target, **env):
+  """Runs a notebook's first cell where r1jax does not import, as in a fresh Colab runtime.
+
+  `python -I -S` leaves out site-packages (where the tests' own r1jax is installed), so the
+  cell finds no r1jax and runs its pip command; pip's environment settings send the install
+  to `target`, without dependencies, offline, with the setuptools at hand.
+  """
+  source = next(c.source for c in nbformat.read(NOTEBOOKS[0], as_version=4).cells
+                if c.cell_type == "code")
+  assert all(next(c.source for c in nbformat.read(p, as_version=4).cells
+                  if c.cell_type == "code") == source for p in NOTEBOOKS)
+  pip_env = {"PIP_TARGET": str(target), "PIP_NO_DEPS": "1", "PIP_NO_INDEX": "1",
+             # pip reads "0" here as --no-build-isolation (its documented quirk for --no-*).
+             "PIP_NO_BUILD_ISOLATION": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+  full_env = {k: v for k, v in os.environ.items() if k != "R1JAX_SOURCE"}
+  return subprocess.run([sys.executable, "-I", "-S", "-c", source], cwd=cwd,
+                        env={**full_env, **pip_env, **env}, capture_output=True, text=True,
+                        timeout=600)
+
+
+def _checkout_copy(tmp_path):
+  """The parts of this checkout pip needs, plus the notebooks (a build writes into it)."""
+  root = NOTEBOOK_DIR.parent
+  copy_root = tmp_path / "checkout"
+  copy_root.mkdir()
+  for name in ("setup.py", "README.md"):
+    shutil.copy(root / name, copy_root / name)
+  for name in ("r1jax", "notebooks"):
+    shutil.copytree(root / name, copy_root / name,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.ipynb_checkpoints"))
+  return copy_root
+
+
+def test_install_cell_installs_the_checkout_it_sits_in(tmp_path):
+  checkout = _checkout_copy(tmp_path)
+  proc = _run_setup_cell(checkout / "notebooks", tmp_path / "site")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f"installing r1jax from {checkout}" in proc.stdout
+  installed = tmp_path / "site" / "r1jax"
+  assert list((tmp_path / "site").glob("r1jax-0.1.0.dist-info"))
+  for module in ("__init__.py", "train.py", "data/tasks.py"):
+    assert (installed / module).read_bytes() == (checkout / "r1jax" / module).read_bytes()
+
+
+def test_install_cell_elsewhere_uses_r1jax_source_or_the_repository_url(tmp_path):
+  checkout = _checkout_copy(tmp_path)
+  elsewhere = tmp_path / "colab"
+  elsewhere.mkdir()
+  proc = _run_setup_cell(elsewhere, tmp_path / "site", R1JAX_SOURCE=str(checkout))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert (tmp_path / "site" / "r1jax" / "__init__.py").is_file()
+  generator = (NOTEBOOK_DIR / "_make_notebooks.py").read_text()
+  assert generator.count('R1JAX_REPO = "git+https://') == 1  # the one place the URL is kept
+  url = generator.split('R1JAX_REPO = "', 1)[1].split('"', 1)[0]
+  # Without a checkout around it, the cell installs from the URL (unreachable offline).
+  proc = _run_setup_cell(elsewhere, tmp_path / "site2")
+  assert f"installing r1jax from {url}" in proc.stdout
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
