@@ -9,6 +9,7 @@ new. The first evaluation (step 0: after the optional SFT stage, before any RL s
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shlex
@@ -114,6 +115,10 @@ def summarize(workdir: str | os.PathLike, wall_s: float | None = None) -> str:
   lines.append(f"metrics: {os.path.join(workdir, metrics_lib.METRICS_FILE)}")
   if os.path.isdir(os.path.join(workdir, metrics_lib.TENSORBOARD_DIR)):
     lines.append(f"  tensorboard --logdir {shlex.quote(os.path.join(workdir, 'tensorboard'))}")
+  # An offline W&B run (WANDB_MODE=offline) waits in the workdir to be uploaded.
+  offline = sorted(glob.glob(os.path.join(workdir, "wandb", "offline-run-*")))
+  if offline:
+    lines.append(f"  wandb sync {shlex.quote(offline[-1])}")
   chat = bool(cfg.get("chat", False))
   num = cfg.get("eval", {}).get("num_examples") or 64
   lines.append("next:")
