@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from r1jax import cli, metrics, tracking, train
+from r1jax import cli, metrics, run_summary, tracking, train
 from r1jax.grpo_config import GRPOConfig
 from r1jax.models.config import ModelConfig
 from r1jax.run_config import CheckpointConfig, Config, OptimConfig
@@ -89,6 +89,9 @@ def test_offline_debug_run_writes_a_wandb_run_with_every_metric_samples_and_plot
   images = [k[len("plots/"):-len("/_type")] for k, v in steps[2].items()
             if k.startswith("plots/") and k.endswith("/_type") and v == "image-file"]
   assert {"accuracy_reward", "length"} <= set(images)
+  # The run's closing summary says how to upload the offline run.
+  summary = run_summary.summarize(str(tmp_path)).splitlines()
+  assert f"  wandb sync {os.path.dirname(files[0])}" in summary
 
 
 def test_a_resumed_run_continues_the_same_wandb_run(tmp_path, offline):
