@@ -93,8 +93,10 @@ def _add_eval(sub) -> None:
                  "name (smollm2-135m) or the workdir of an `r1jax train` run (its newest "
                  "checkpoint, tokenizer and chat setting)")
   p.add_argument("--task", help="gsm8k, math, aime, countdown, arithmetic, miniature, "
-                 "humaneval, mbpp, code, code_functions or knights_knaves (default: the "
-                 "workdir's task)")
+                 "humaneval, mbpp, code, code_functions, knights_knaves, or hf (any data set "
+                 "`datasets` reads, e.g. --task hf --data test.parquet --task-arg "
+                 "'fields={\"question\": \"problem\", \"answer\": \"answer\"}'); default: "
+                 "the workdir's task")
   p.add_argument("--data", help="the task's data file (.jsonl or .parquet)")
   p.add_argument("--experiment", metavar="FILE", help="an experiment file: tasks it registers "
                  "become known, and its task (with its held-out eval_task_args), chat setting "
