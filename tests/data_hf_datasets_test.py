@@ -153,6 +153,8 @@ def test_bad_field_maps_and_paths_are_one_clear_error(tmp_path, gsm8k_parquet):
     _task(tmp_path, path=gsm8k_parquet, answer_format="last_number")
   with pytest.raises(FileNotFoundError, match="does not exist"):
     _task(tmp_path, path=str(tmp_path / "nowhere.parquet"))
+  with pytest.raises(FileNotFoundError, match="'data/nowhere.jsonl' does not exist"):
+    _task(tmp_path, path="data/nowhere.jsonl")  # relative, not a hub id
   (tmp_path / "notes.txt").write_text("x")
   with pytest.raises(ValueError, match="extension '.txt'"):
     _task(tmp_path, path=str(tmp_path / "notes.txt"))

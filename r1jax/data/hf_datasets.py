@@ -142,7 +142,9 @@ def load_dataset(path: str | Sequence[str], *, split: str = "train", subset: str
                          f"use split='train', got {split!r}")
       return loaded
     if not os.path.isdir(folder):
-      if os.path.exists(folder) or "/" not in folder or folder.startswith((".", "/")):
+      looks_local = (folder.startswith((".", "/", "~")) or "/" not in folder or
+                     os.path.splitext(folder)[1].lower() in FILE_BUILDERS)
+      if os.path.exists(folder) or looks_local:
         raise FileNotFoundError(f"data path {folder!r} does not exist (a data file, a glob, a "
                                 f"folder, or a hub id such as 'owner/name' in the local cache)")
       folder = _hub_snapshot(folder, revision)
