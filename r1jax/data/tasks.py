@@ -148,11 +148,24 @@ def _make_task(name: str, source: Source, template: str | templates_lib.Template
   return Task(name, source, template, reward_fns, dict(accuracy_fns))
 
 
+_REWARD_GRADINGS = ("strict", "lenient")
+
+
 def _math_task(name: str, source: Source, template, format_weight: float,
-               format_kind: str = "strict") -> Task:
+               format_kind: str = "strict", reward_grading: str = "strict") -> Task:
+  """A maths task; its accuracy reward grades the `reward_grading` way (both are reported).
+
+  "lenient" also takes the last number of a response as its answer: the reward for instruct
+  models that answer in prose and never write <answer> tags (SmolLM2-135M), where the strict
+  reward is 0 for every sample and a group has no signal.
+  """
+  if reward_grading not in _REWARD_GRADINGS:
+    raise ValueError(f"reward_grading must be one of {_REWARD_GRADINGS}, got "
+                     f"{reward_grading!r}")
   strict = rewards_lib.MathAccuracy(strict=True)
   lenient = rewards_lib.MathAccuracy(strict=False)
-  return _make_task(name, source, template, strict, format_weight=format_weight,
+  return _make_task(name, source, template, strict if reward_grading == "strict" else lenient,
+                    format_weight=format_weight,
                     accuracy_fns={"strict": strict, "lenient": lenient},
                     format_kind=format_kind)
 
@@ -276,7 +289,7 @@ def get_task(name: str, **kwargs: Any) -> Task:
 # Options that change how a task's examples are shown or scored, not which examples it holds;
 # and `size`, which only cuts a generator's stream (its i-th example depends on the seed only).
 _PRESENTATION_OPTIONS = frozenset({"template", "format_weight", "format_kind", "tfds_data_dir",
-                                   "size"})
+                                   "size", "reward_grading"})
 
 
 def check_eval_split(task_name: str, task_args: Mapping[str, Any],
@@ -285,10 +298,10 @@ def check_eval_split(task_name: str, task_args: Mapping[str, Any],
 
   The trainer evaluates `get_task(task_name, **{**task_args, **eval_task_args})`. That is
   the training data (or a part of it) when every option that selects examples (all but
-  template, format_weight, format_kind, tfds_data_dir and size; defaults filled in from the
-  task's signature; file paths compared after resolving links) is the same as in training:
-  the same file, or a generator with the same seed. Options that select overlapping but
-  different subsets (MATH `levels` [1, 2] vs [2]) are not detected.
+  template, format_weight, format_kind, reward_grading, tfds_data_dir and size; defaults
+  filled in from the task's signature; file paths compared after resolving links) is the same
+  as in training: the same file, or a generator with the same seed. Options that select
+  overlapping but different subsets (MATH `levels` [1, 2] vs [2]) are not detected.
 
   Raises:
     ValueError: the evaluation would reuse the training data, or `task_name` is unknown.
@@ -364,11 +377,13 @@ def countdown(*, seed: int = 0, size: int | None = None, num_numbers: Sequence[i
 def arithmetic(*, seed: int = 0, size: int | None = None, digits: int = 4,
                num_operands: int = 2, ops: Sequence[str] = ("+",), style: str = "plain",
                template: Any = "r1_zero", format_weight: float = 0.1,
-               format_kind: str = "strict") -> Task:
+               format_kind: str = "strict", reward_grading: str = "strict") -> Task:
   """Multi-digit arithmetic, generated; `digits` is the difficulty knob, style plain or word.
 
   format_kind "strict" rewards the whole R1 format (0 or 1); "tags" gives 0.25 per tag.
+  reward_grading "lenient" rewards a right last number too (answers in prose).
   """
   source = generators.ArithmeticGenerator(seed=seed, size=size, digits=digits,
                                           num_operands=num_operands, ops=ops, style=style)
-  return _math_task("arithmetic", source, template, format_weight, format_kind)
+  return _math_task("arithmetic", source, template, format_weight, format_kind,
+                    reward_grading)
