@@ -187,6 +187,24 @@ def test_arithmetic_task_grades_the_exact_sum():
   assert task.rewards(_answer(str(int(ex["answer"]) + 1)), ex)["accuracy"] == 0.0
 
 
+def test_lenient_reward_grading_rewards_a_right_last_number_in_prose():
+  strict = tasks.get_task("arithmetic", digits=1, seed=1)
+  lenient = tasks.get_task("arithmetic", digits=1, seed=1, reward_grading="lenient")
+  ex = strict.source[0]
+  prose = f"I add them: the total is {ex['answer']}."
+  assert strict.rewards(prose, ex)["accuracy"] == 0.0
+  assert lenient.rewards(prose, ex)["accuracy"] == 1.0
+  assert lenient.rewards(f"It is {int(ex['answer']) + 1}.", ex)["accuracy"] == 0.0
+  # Both gradings are still reported, whichever one the reward uses.
+  graded = lenient.accuracy([prose], [ex])
+  assert {k: v.tolist() for k, v in graded.items()} == {"strict": [0.0], "lenient": [1.0]}
+  with pytest.raises(ValueError, match="reward_grading must be one of"):
+    tasks.get_task("arithmetic", reward_grading="loose")
+  # Grading is presentation: a held-out split must still change the seed.
+  with pytest.raises(ValueError, match="training examples"):
+    tasks.check_eval_split("arithmetic", {"seed": 0}, {"reward_grading": "lenient"})
+
+
 def test_qwen_math_template_asks_for_boxed_and_drops_the_format_reward(gsm8k_file):
   task = tasks.get_task("gsm8k", path=gsm8k_file, template="qwen_math")
   ex = task.source[1]
