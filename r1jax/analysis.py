@@ -5,7 +5,9 @@ DeepSeek-R1 papers track how RL changes *how* a model answers, not only how ofte
   * the response-length distribution, and the mean length of correct vs wrong answers (long
     wrong answers are often truncated or looping);
   * the rate of reflective words per 1,000 generated tokens (Nature paper, Fig. 9): "wait",
-    "mistake", "however", "but", "retry", "error", "verify", "wrong", "evaluate", "check".
+    "mistake", "however", "but", "retry", "error", "verify", "wrong", "evaluate", "check";
+  * the share of answers that show their working: a calculation written out with its result
+    ("8 + 5 = 13"), which tells a model that works a sum from one that only states a number.
 Everything here is host-side numpy over the decoded completions. Plots need matplotlib (an
 optional dependency, imported only when a plot is drawn; the Agg backend needs no display).
 """
@@ -20,7 +22,8 @@ import numpy as np
 
 __all__ = ["LENGTH_PLOT", "REFLECTIVE_WORDS", "REFLECTION_PLOT", "correct_vs_wrong",
            "length_stats", "plot",
-           "reflective_word_counts", "reflective_word_rates", "r1_analysis"]
+           "reflective_word_counts", "reflective_word_rates", "r1_analysis", "shows_working",
+           "working_share"]
 
 # The reflective words of the DeepSeek-R1 Nature paper, Fig. 9.
 REFLECTIVE_WORDS = ("wait", "mistake", "however", "but", "retry", "error", "verify", "wrong",
@@ -30,6 +33,10 @@ REFLECTION_PLOT = "reflective_words.png"
 
 # Whole words only, any case: "But" counts, "butter" and "checkpoint" do not.
 _WORD_RE = re.compile(r"\b(" + "|".join(REFLECTIVE_WORDS) + r")\b", re.IGNORECASE)
+# A calculation with its result: number, operator, number (more terms allowed), "=", number.
+# "x" and the Unicode signs count as operators: small models write "3 x 4 = 12" and "6 ÷ 2".
+_WORKING_RE = re.compile(r"\d\s*[-+*/x\u00d7\u00f7]\s*\(?\s*\d"
+                         r"[\d\s.,()+*/x\u00d7\u00f7-]*=\s*\$?-?\d")
 _PERCENTILES = (10, 25, 50, 75, 90)
 _BINS = 20
 
@@ -57,6 +64,16 @@ def reflective_word_rates(texts: Sequence[str], num_tokens: int) -> dict[str, fl
   rates = {w: c * scale for w, c in counts.items()}
   rates["total"] = sum(counts.values()) * scale
   return rates
+
+
+def shows_working(text: str) -> bool:
+  """Whether `text` writes out a calculation with its result, e.g. "8 + 5 = 13" or "3 x 4=12"."""
+  return _WORKING_RE.search(text) is not None
+
+
+def working_share(texts: Sequence[str]) -> float:
+  """The share of `texts` that show their working (`shows_working`); 0 for no texts."""
+  return float(np.mean([shows_working(t) for t in texts])) if len(texts) else 0.0
 
 
 def _mean(x: np.ndarray) -> float | None:
@@ -136,7 +153,7 @@ def r1_analysis(completions: Sequence[str], lengths: np.ndarray, correct: np.nda
     # None (JSON null) when the group generated no tokens: a rate of nothing is undefined.
     rates[group] = reflective_word_rates(texts, tokens) if tokens else None
   return {"length": length_stats(lengths, correct, finished, max_new_tokens=max_new_tokens),
-          "reflective_per_1k_tokens": rates}
+          "reflective_per_1k_tokens": rates, "working_frac": working_share(completions)}
 
 
 def _figure(**kwargs):
