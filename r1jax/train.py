@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from r1jax import analysis as analysis_lib
 from r1jax import checkpoint as checkpoint_lib
 from r1jax import config as config_lib
 from r1jax import grpo
@@ -112,13 +113,22 @@ def _sampling(cfg: Config, tokenizer) -> sampler_lib.SamplingConfig:
 
 def evaluate_batch(params, examples, *, task, tokenizer, model_cfg, sampling, key,
                    num_samples: int = 1, chat: bool = False, prefix: str) -> dict[str, float]:
-  """Accuracy and length of `num_samples` completions per example, as `prefix/...` metrics."""
+  """Accuracy, length and behaviour of `num_samples` completions per example, as metrics.
+
+  `prefix/<accuracy>`, `prefix/reward`, `prefix/length`; `prefix/working`: the share that
+  write out a calculation with its result; `prefix/reflective_per_1k`: reflective words (R1's
+  "wait", "check", ...) per 1,000 generated tokens (`r1jax.analysis`).
+  """
   ro = rollout_lib.collect(params, examples, task=task, tokenizer=tokenizer,
                            model_cfg=model_cfg, sampling=sampling,
                            grpo_cfg=_NO_SHAPING, key=key, num_samples=num_samples, chat=chat)
   out = {f"{prefix}/{name}": float(v.mean()) for name, v in ro.accuracy.items()}
   out[f"{prefix}/reward"] = float(ro.total_reward.mean())
   out[f"{prefix}/length"] = float(ro.lengths.mean())
+  out[f"{prefix}/working"] = analysis_lib.working_share(ro.completions)
+  tokens = int(ro.lengths.sum())
+  out[f"{prefix}/reflective_per_1k"] = (
+      analysis_lib.reflective_word_rates(ro.completions, tokens)["total"] if tokens else 0.0)
   return out
 
 
