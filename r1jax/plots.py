@@ -5,7 +5,9 @@ demand (`r1jax plot WORKDIR`). Three figures, written into the workdir:
   accuracy_reward.png   the share of answers that are right, the share that think (work the
                         problem inside <think>...</think>), and the reward, vs RL step;
   length.png            mean response length in tokens vs RL step;
-  accuracy_length.png   one slide: accuracy and length side by side, training and held-out.
+  accuracy_length.png   one slide: accuracy and length side by side, training and held-out;
+  behaviour.png         held-out share of answers that show their working, and reflective
+                        words per 1,000 tokens (when the run logged them).
 Each panel draws the training rollouts (temperature of the run) and, where the run has them,
 the held-out evaluations (`eval/greedy/...`, `eval/sampled/...`) beside them. Missing metrics
 are skipped, so partial runs and tasks without e.g. lenient accuracy still plot. matplotlib is
@@ -23,6 +25,7 @@ from r1jax import metrics as metrics_lib
 ACCURACY_FILE = "accuracy_reward.png"
 LENGTH_FILE = "length.png"
 SLIDE_FILE = "accuracy_length.png"
+BEHAVIOUR_FILE = "behaviour.png"
 
 # Metric names that measure correctness, and those that measure the share of answers that
 # think (`worked`: the miniature's `<think>...</think>` before `A:`; `think_frac`: `</think>`
@@ -144,7 +147,8 @@ def plot_run(workdir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
 
   Returns:
     Paths of the written files: accuracy/reward when any of those metrics exist, length when
-    any length exists, and the slide when both accuracy and length exist.
+    any length exists, the slide when both accuracy and length exist, and the behaviour
+    figure when held-out working or reflective-word rates exist.
   """
   records = metrics_lib.read_metrics(workdir)
   keys = {k for r in records for k in r}
@@ -194,7 +198,12 @@ def plot_run(workdir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
       return [(k, label) for k, label in labels.items() if k in keys] or fallback
     fig = _figure(figsize=(10, 4))
     ax_acc, ax_len = fig.subplots(1, 2, sharex=True)
-    _draw(ax_acc, records, slide("accuracy/strict", "strict", correct), "accuracy rises",
+    # Strict grading, unless it is 0 throughout and lenient is not (answers in prose).
+    graded = "strict"
+    if not any(v for k in keys if _metric(k) == "strict" for v in _series(records, k)[1]) and (
+        any(v for k in keys if _metric(k) == "lenient" for v in _series(records, k)[1])):
+      graded = "lenient"
+    _draw(ax_acc, records, slide(f"accuracy/{graded}", graded, correct), "accuracy rises",
           "share of answers correct", share=True)
     _draw(ax_len, records, slide("length/mean", "length", length), "responses grow longer",
           "mean response length (tokens)")
@@ -202,4 +211,19 @@ def plot_run(workdir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
     fig.tight_layout()
     paths.append(os.path.join(out_dir, SLIDE_FILE))
     fig.savefig(paths[-1], dpi=130)
+
+  working = [(k, _label(k)) for k in sorted(keys) if _is_eval(k) and _metric(k) == "working"]
+  reflective = [(k, _label(k)) for k in sorted(keys)
+                if _is_eval(k) and _metric(k) == "reflective_per_1k"]
+  if working or reflective:
+    fig = _figure(figsize=(10, 4))
+    ax_work, ax_refl = fig.subplots(1, 2, sharex=True)
+    _draw(ax_work, records, working, "working shown (a calculation = its result)",
+          "share of answers", share=True)
+    _draw(ax_refl, records, reflective, "reflective words (wait, check, ...)",
+          "per 1,000 generated tokens")
+    fig.suptitle(f"{name}: how the held-out answers are written")
+    fig.tight_layout()
+    paths.append(os.path.join(out_dir, BEHAVIOUR_FILE))
+    fig.savefig(paths[-1], dpi=110)
   return paths
