@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from r1jax.models import attention_kernels
 from r1jax.models.config import ModelConfig
 
 Params = dict[str, Any]
@@ -121,11 +122,14 @@ def _dense(features: int, names: tuple[str, str], cfg: ModelConfig, name: str,
 def attention_impl(cfg: ModelConfig, dtype: Any) -> str:
   """The attention implementation `cfg.attention` names; "auto" picks by backend and dtype.
 
-  cuDNN's flash attention (GPU) runs only in bf16 / f16, so "auto" uses it there and XLA's
+  cuDNN's flash attention (GPU) runs only in bf16 / f16, so "auto" uses it there, the Pallas
+  splash kernel on TPU (r1jax.models.attention_kernels), and XLA's
   `jax.nn.dot_product_attention` everywhere else.
   """
   if cfg.attention != "auto":
     return cfg.attention
+  if jax.default_backend() == "tpu":
+    return "splash"
   low = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
   return "cudnn" if jax.default_backend() == "gpu" and low else "xla"
 
@@ -155,7 +159,9 @@ class Attention(nn.Module):
       vv = jax.lax.dynamic_update_slice(v_cache, vv.astype(v_cache.dtype), (0, index, 0, 0))
     new_k, new_v = kk, vv
     impl = attention_impl(cfg, q.dtype)
-    if impl == "einsum":
+    if impl == "splash" and k_cache is None:  # Its mask is static: no cache offset.
+      out = attention_kernels.splash_attention(q, kk, vv, allowed).reshape(b, t, n * h)
+    elif impl == "einsum":
       q = q.reshape(b, t, k, n // k, h)
       scores = jnp.einsum("btkgh,bskh->bkgts", q, kk.astype(q.dtype),
                           preferred_element_type=jnp.float32) * (h ** -0.5)
@@ -167,7 +173,7 @@ class Attention(nn.Module):
     else:  # GQA, causal and padding masks all in `allowed` [B, T, S]; scale 1 / sqrt(H).
       out = jax.nn.dot_product_attention(
           q, kk.astype(q.dtype), vv.astype(q.dtype), mask=allowed[:, None, :, :],
-          implementation=impl).reshape(b, t, n * h)
+          implementation="xla" if impl == "splash" else impl).reshape(b, t, n * h)
     out = _dense(cfg.hidden_size, ("q_heads", "embed"), cfg, "o_proj")(out)
     return out, new_k, new_v
 
