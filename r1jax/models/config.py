@@ -16,7 +16,7 @@ DType = Literal["float32", "bfloat16", "float16"]
 Remat = Literal["none", "full", "dots", "dots_no_batch"]
 RopeScaling = Literal["none", "llama3", "linear"]
 # How the model's (training and prefill) attention is computed; see transformer.attention_impl.
-Attention = Literal["auto", "einsum", "xla", "cudnn"]
+Attention = Literal["auto", "einsum", "xla", "cudnn", "splash"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,9 @@ class ModelConfig:
   logits_chunk: int = 512
   # Attention: "einsum" (the reference: float32 scores [B, K, G, T, S] in memory), "xla" or
   # "cudnn" (jax.nn.dot_product_attention; cudnn is flash attention on NVIDIA GPUs, bf16/f16
-  # only), or "auto": cudnn on GPU in bf16/f16, xla elsewhere.
+  # only), "splash" (the Pallas splash kernel for TPU, models/attention_kernels.py; passes
+  # that write a KV cache use xla), or "auto": splash on TPU, cudnn on GPU in bf16/f16, xla
+  # elsewhere.
   attention: Attention = "auto"
 
   def __post_init__(self):
@@ -67,9 +69,9 @@ class ModelConfig:
       value = getattr(self, name)
       if not isinstance(value, int) or value <= 0:
         raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
-    if self.attention not in ("auto", "einsum", "xla", "cudnn"):
-      raise ValueError(f"ModelConfig.attention must be one of auto, einsum, xla, cudnn; got "
-                       f"{self.attention!r}")
+    if self.attention not in ("auto", "einsum", "xla", "cudnn", "splash"):
+      raise ValueError(f"ModelConfig.attention must be one of auto, einsum, xla, cudnn, "
+                       f"splash; got {self.attention!r}")
     if not isinstance(self.logits_chunk, int) or self.logits_chunk < 0:
       raise ValueError(f"ModelConfig.logits_chunk must be an integer >= 0 (0 = no chunks), "
                        f"got {self.logits_chunk!r}")
