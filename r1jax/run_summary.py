@@ -100,6 +100,9 @@ def summarize(workdir: str | os.PathLike, wall_s: float | None = None) -> str:
         ("sampled length", "eval/sampled/length", lambda v: f"{v:.1f} tokens"),
         ("greedy answers that think", f"eval/greedy/{_THINK_KEY}", _percent),
         ("sampled answers that think", f"eval/sampled/{_THINK_KEY}", _percent),
+        # The aha miniature's checking and its reflective marker (absent elsewhere: skipped).
+        ("sampled answers that check", "eval/sampled/verify", _percent),
+        ("sampled <wait> per answer", "eval/sampled/wait", lambda v: f"{v:.2f}"),
     ]
     for label, key, fmt in rows:
       change = _change(before, after, key, fmt)

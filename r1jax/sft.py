@@ -38,14 +38,22 @@ _BUCKET = 8  # Sequence lengths are rounded up to a multiple of this (fewer comp
 _HELDOUT_SEED_OFFSET = 7919
 
 
+# Built-in cold-start texts: cfg.data -> the module with their ColdStartSource.
+_BUILTIN = {"miniature": "r1jax.data.miniature", "aha_miniature": "r1jax.data.aha_miniature"}
+
+
+def _builtin(name: str):
+  import importlib  # pylint: disable=g-import-not-at-top
+  return importlib.import_module(_BUILTIN[name])  # Local: the built-in tasks are optional.
+
+
 def sft_source(cfg: SFTConfig, *, seed: int) -> Source:
   """The stage-1 data named by cfg.data."""
-  if cfg.data == "miniature":
-    from r1jax.data import miniature  # Local: the built-in task is optional.
-    return miniature.ColdStartSource(seed=seed, **cfg.data_args)
+  if cfg.data in _BUILTIN:
+    return _builtin(cfg.data).ColdStartSource(seed=seed, **cfg.data_args)
   if not cfg.data:
     raise ValueError("SFTConfig.data is empty; give a JSONL file with prompt and completion "
-                     "fields, or 'miniature'")
+                     f"fields, or one of {sorted(_BUILTIN)}")
   fields = {"prompt": "prompt", "completion": "completion", **cfg.data_args.get("fields", {})}
   return sources.read_jsonl(cfg.data, fields)
 
@@ -87,15 +95,17 @@ def heldout_rows(cfg: SFTConfig, *, seed: int) -> list[dict[str, Any]]:
   if cfg.heldout_data:
     fields = {"prompt": "prompt", "completion": "completion", **cfg.data_args.get("fields", {})}
     source = sources.read_jsonl(cfg.heldout_data, fields)
-  elif cfg.data == "miniature":
-    # Every held-out row starts its completion with its style token, which the criterion
-    # skips; a row with `<think>` already in its prompt would have a digit skipped instead.
-    plain = dataclasses.replace(cfg, data_args={**cfg.data_args, "think_in_prompt": 0.0})
+  elif cfg.data in _BUILTIN:
+    # Miniature: every held-out row starts its completion with its style token, which the
+    # criterion skips; a row with `<think>` already in its prompt would have a digit skipped
+    # instead. A built-in text may name its own criterion rows (HELDOUT_ARGS).
+    args = getattr(_builtin(cfg.data), "HELDOUT_ARGS", {"think_in_prompt": 0.0})
+    plain = dataclasses.replace(cfg, data_args={**cfg.data_args, **args})
     source = sft_source(plain, seed=seed + _HELDOUT_SEED_OFFSET)
   else:
     raise ValueError(f"SFTConfig.stop_accuracy = {cfg.stop_accuracy} needs held-out rows: set "
-                     f"SFTConfig.heldout_data to a JSONL file (only data='miniature' draws its "
-                     f"own), got data={cfg.data!r}")
+                     f"SFTConfig.heldout_data to a JSONL file (only the built-in texts "
+                     f"{sorted(_BUILTIN)} draw their own), got data={cfg.data!r}")
   rows = []
   limit = source.size if source.size is not None else 100 * cfg.heldout_rows
   for i in range(limit):

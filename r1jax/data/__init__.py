@@ -13,6 +13,7 @@ from r1jax.data.templates import (ChatTemplate, QwenMathTemplate, R1ZeroTemplate
                                   get_template)
 from r1jax.data.tasks import TASKS, PromptBatch, Task, get_task, register_task
 from r1jax.data import miniature  # Registers the built-in "miniature" task.  # pylint: disable=g-bad-import-order
+from r1jax.data import aha_miniature  # Registers "aha_miniature".  # pylint: disable=g-bad-import-order
 # Registers the code tasks ("humaneval", "mbpp", "code", "code_functions") and "knights_knaves".
 from r1jax.data import code_generators, code_tasks, knights_knaves  # pylint: disable=g-bad-import-order
 from r1jax.data import hf_datasets  # Registers "hf" (needs `datasets` only when used).  # pylint: disable=g-bad-import-order

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import os
 import re
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -33,15 +33,21 @@ __all__ = ["VOCAB", "AdditionSource", "MiniatureTemplate", "answer_reward", "dir
 
 PAD, EOS, THINK, END_THINK = "<pad>", "<eos>", "<think>", "</think>"
 VOCAB = [PAD, EOS, THINK, END_THINK, *"0123456789", "+", "=", "Q", "A", ":", "|"]
-# One symbol per token: the special words first, then any single non-space character.
-_SPLIT = r"<pad>|<eos>|<think>|</think>|\S"
 
 
-def write_tokenizer(folder: str | os.PathLike) -> str:
-  """Writes tokenizer.json + tokenizer_config.json for VOCAB into `folder`; returns the folder."""
+def write_tokenizer(folder: str | os.PathLike, vocab: Sequence[str] = tuple(VOCAB)) -> str:
+  """Writes tokenizer.json + tokenizer_config.json for `vocab` into `folder`; returns the folder.
+
+  `vocab` (default VOCAB) starts with PAD and EOS; its multi-character words (`<think>`) are
+  single tokens, as is any other non-space character (`experiments/aha_miniature.py` adds two).
+  """
   from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers  # Local: optional.
-  tok = Tokenizer(models.WordLevel({s: i for i, s in enumerate(VOCAB)}, unk_token=PAD))
-  tok.pre_tokenizer = pre_tokenizers.Split(Regex(_SPLIT), behavior="isolated")
+  if list(vocab[:2]) != [PAD, EOS] or len(set(vocab)) != len(vocab):
+    raise ValueError(f"vocab must start with {PAD!r}, {EOS!r} and repeat no symbol, got "
+                     f"{list(vocab)!r}")
+  split = "|".join([re.escape(w) for w in vocab if len(w) > 1] + [r"\S"])
+  tok = Tokenizer(models.WordLevel({s: i for i, s in enumerate(vocab)}, unk_token=PAD))
+  tok.pre_tokenizer = pre_tokenizers.Split(Regex(split), behavior="isolated")
   tok.decoder = decoders.Fuse()
   tok.add_special_tokens([PAD, EOS])
   os.makedirs(folder, exist_ok=True)
