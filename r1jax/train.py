@@ -71,15 +71,19 @@ def load_policy(cfg: Config, workdir: str | os.PathLike, key: jax.Array,
 
   The config's numerics (dtype, param_dtype, remat) apply to loaded weights too. With a mesh,
   the params are placed in their shardings (random ones are born sharded).
-  `tokenizer_path = "miniature"` writes the built-in task's tokenizer into the workdir.
+  `tokenizer_path = "miniature"` (or `"aha_miniature"`) writes the built-in task's tokenizer
+  into the workdir.
   """
   numerics = {k: getattr(cfg.model, k) for k in _NUMERICS}
   tok_path = cfg.tokenizer_path or cfg.model_path
-  if tok_path == "miniature":
-    from r1jax.data import miniature  # Local: registers the task, writes its tokenizer.
+  if tok_path in ("miniature", "aha_miniature"):
+    # Local: registers the tasks, writes their tokenizer.
+    from r1jax.data import aha_miniature, miniature  # pylint: disable=g-import-not-at-top
+    write = miniature.write_tokenizer if tok_path == "miniature" else (
+        aha_miniature.write_tokenizer)
     # Process 0 writes the workdir's copy; the others their own, so no file is read half-written.
-    tok_path = miniature.write_tokenizer(os.path.join(workdir, "tokenizer") if
-                                         jax.process_index() == 0 else tempfile.mkdtemp())
+    tok_path = write(os.path.join(workdir, "tokenizer") if jax.process_index() == 0
+                     else tempfile.mkdtemp())
   if not tok_path:
     raise ValueError("Config.tokenizer_path is empty and there is no model_path to take a "
                      "tokenizer from; set tokenizer_path (a tokenizer.json, .model or GGUF)")
