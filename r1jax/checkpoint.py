@@ -216,6 +216,15 @@ class Checkpointer:
     state[METADATA_KEY] = restored[_META]
     return state
 
+  def metadata(self, step: int) -> dict:
+    """Checkpoint `step`'s JSON metadata alone (no array is read)."""
+    if step not in self._manager.all_steps():
+      raise FileNotFoundError(f"No checkpoint for step {step} in {self.directory}; steps on disk: "
+                              f"{self.all_steps()}.")
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        **{_META: ocp.args.JsonRestore()}))
+    return restored[_META] or {}
+
   def restore_latest(self, target: dict) -> tuple[int, dict] | None:
     """(step, state) of the newest complete checkpoint, restored like `restore`; None if none."""
     step = self.latest_step()
