@@ -285,8 +285,11 @@ def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any, dict[str,
         log=writer_log)
     ref_params = _reference(params, cfg.ref_dtype) if run.use_ref else None
     opt_state = run.opt_init(params)
+  # Stage 1's final metrics ride with step 0: a run resumed there writes step 0's record again.
   run.ckpt.save(0, _state(params, opt_state, ref_params, run.root, run.mesh),
-                meta={"data_position": run.stream.position}, force=True)
+                meta={"data_position": run.stream.position,
+                      "sft": {k: v for k, v in sft_metrics.items() if np.isfinite(v)}},
+                force=True)
   return 0, params, opt_state, ref_params, sft_metrics
 
 
@@ -371,6 +374,7 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
   writer = None
   try:
     # The writer resumes after the checkpoint's step; the SFT logs through it before that.
+    resumed = run.ckpt.latest_step() is not None
     start_guess = run.ckpt.latest_step() or 0
     trackers = tracking_lib.make_trackers(
         cfg.tracking, workdir=workdir, config=config_lib.to_dict(cfg), wandb_cfg=cfg.wandb,
@@ -384,6 +388,8 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
     checkpoint_lib.install_preemption_handler()
     end = cfg.num_steps if max_steps is None else min(cfg.num_steps, start + max_steps)
     metrics: dict[str, float] = {}
+    if start == 0 and resumed:  # Stage 1's final metrics were saved with step 0.
+      sft_metrics = run.ckpt.metadata(0).get("sft", {})
     if start == 0 and (evaluate or sft_metrics):  # Stage 1's end and the held-out baseline.
       writer.write(0, {**sft_metrics, **(evaluate(params, 0) if evaluate else {})})
     step = start
