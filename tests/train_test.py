@@ -182,3 +182,17 @@ def test_bf16_reference_is_stored_in_bf16_and_a_stopped_run_resumes_it_exactly(t
   assert all(d == (np.float32 if "norm" in k else np.dtype("bfloat16")) for k, d in dtypes.items())
   with pytest.raises(ValueError, match="Config.ref_dtype must be one of float32, bfloat16"):
     tiny_config(ref_dtype="int8")
+
+
+def test_a_run_resumed_at_step_0_keeps_stage_1_metrics_in_step_0s_record(tmp_path):
+  """Stopped after stage 1 and checkpoint 0 (as a kill during the step-0 evaluation, or while
+  later asynchronous saves are in flight, leaves it), the resumed run's records equal an
+  uninterrupted run's: stage 1's final metrics come back from checkpoint 0's metadata."""
+  cfg = tiny_config(grpo=GRPOConfig(num_samples=4, kl_coef=0.0), eval=EvalConfig(),
+                    updates_per_rollout=1, minibatch_size=0, num_steps=1, ref_reset_every=0)
+  train.run(cfg, tmp_path / "a")
+  train.run(cfg, tmp_path / "b", max_steps=0)
+  train.run(cfg, tmp_path / "b")
+  rows = _strip_timing(read_metrics(tmp_path / "b"))
+  assert rows[0]["step"] == 0 and rows[0]["sft/steps"] == 2
+  assert rows == _strip_timing(read_metrics(tmp_path / "a"))
