@@ -46,18 +46,24 @@ def layer_params(params: transformer.Params, cfg: ModelConfig) -> tuple:
   layers = []
   for i in range(cfg.num_layers):
     gate_up = jnp.stack([mlp["gate_proj"]["kernel"][i], mlp["up_proj"]["kernel"][i]], axis=-2)
+    self_attn = {"qkv": {"kernel": _pin(qkv(i, "kernel"), ("embed", "kv_heads", None))},
+                 "o_proj": {"kernel": _pin(attn["o_proj"]["kernel"][i], ("q_heads", "embed"),
+                                           h_unit)}}
+    if cfg.qkv_bias:
+      self_attn["qkv"]["bias"] = _pin(qkv(i, "bias"), ("kv_heads", None))
+    if cfg.qk_norm:
+      self_attn["q_norm"] = {"weight": attn["q_norm"]["weight"][i]}
+      self_attn["k_norm"] = {"weight": attn["k_norm"]["weight"][i]}
     layer = {"input_layernorm": {"weight": stack["input_layernorm"]["weight"][i]},
              "post_attention_layernorm": {"weight": stack["post_attention_layernorm"]["weight"][i]},
-             "qkv": {"kernel": _pin(qkv(i, "kernel"), ("embed", "kv_heads", None))},
-             "o_proj": {"kernel": _pin(attn["o_proj"]["kernel"][i], ("q_heads", "embed"), h_unit)},
-             "gate_up": {"kernel": _pin(gate_up, ("embed", None, "mlp"))},
-             "down_proj": {"kernel": _pin(mlp["down_proj"]["kernel"][i], ("mlp", "embed"))}}
-    if cfg.qkv_bias:
-      layer["qkv"]["bias"] = _pin(qkv(i, "bias"), ("kv_heads", None))
-    if cfg.qk_norm:
-      layer["q_norm"] = {"weight": attn["q_norm"]["weight"][i]}
-      layer["k_norm"] = {"weight": attn["k_norm"]["weight"][i]}
-    layers.append(jax.tree.map(lambda x: _pin(x, (None,) * x.ndim), layer))
+             "self_attn": self_attn,
+             "mlp": {"gate_up": {"kernel": _pin(gate_up, ("embed", None, "mlp"))},
+                     "down_proj": {"kernel": _pin(mlp["down_proj"]["kernel"][i], ("mlp", "embed"))}}}
+    # Norm weights are small: replicated. (The projections keep the pins above: a map that
+    # re-pinned every leaf would replicate the tensor-parallel weights too.)
+    layers.append(jax.tree_util.tree_map_with_path(
+        lambda path, x: _pin(x, (None,) * x.ndim)
+        if any("norm" in str(getattr(k, "key", "")) for k in path) else x, layer))
   return tuple(layers)
 
 

@@ -65,7 +65,7 @@ import jax
 import optax
 
 from r1jax import dryrun_cost, sharding
-from r1jax.models import transformer
+from r1jax.models import kv_cache, transformer
 from r1jax.models.config import ModelConfig
 
 __all__ = ["Report", "dry_run", "format_report", "per_device_bytes", "activation_bytes"]
@@ -299,21 +299,21 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
   else:
     sample_params_b = per_device_bytes(s_abstract, s_specs, sizes)
     s_widths = _widths(model_cfg, s_specs, sizes)
-  cache = jax.eval_shape(lambda: transformer.init_cache(model_cfg, sample_batch, kv_cache_len))
+  cache = kv_cache.abstract_cache(model_cfg, sample_batch, kv_cache_len,
+                                 max(sample_batch // num_samples, 1), prompt_len)
   cache_b = per_device_bytes(cache, sharding.cache_specs(cache, sizes, sample_rules), sizes)
   s_ways = math.prod(_ways(sharding.logical_to_mesh(("cache_batch",), sample_rules), sizes))
   s_rows = -(-sample_batch // s_ways)
-  # Beyond the weights and the full cache (module docstring): the prompts' cache beside the
-  # full one during the fan-out, a decode step's logits and probabilities, or the prefill.
+  # Beyond the weights and the caches (the slots' and the prompts' they copy from, both in
+  # cache_b): a decode step's logits and probabilities, or the prefill, whichever is larger.
   work_b = 2 * s_rows * s_widths["V"] * 4
   if prompt_len:
     p_rows = -(-max(sample_batch // num_samples, 1) // s_ways)
-    prompt_cache_b = cache_b * p_rows // max(s_rows, 1)
     e = jax.numpy.dtype(model_cfg.dtype).itemsize
-    x = _layer_terms(p_rows, prompt_len, kv_cache_len, s_widths, e)
+    x = _layer_terms(p_rows, prompt_len, prompt_len, s_widths, e)  # Prefill: prompt alone.
     prefill_b = (x["carry"] + x["proj"] + x["mlp"] + x["attn"] + x["other"]
                  + p_rows * s_widths["V"] * 4)  # The head sees each prompt's last position.
-    work_b = max(work_b, prompt_cache_b, prompt_cache_b + prefill_b - cache_b)
+    work_b = max(work_b, prefill_b)
 
   train_peak = params_b + grads_b + opt_b + ref_b + act_b
   sample_peak = params_b + opt_b + ref_b + sample_params_b + cache_b + work_b

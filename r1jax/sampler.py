@@ -5,16 +5,23 @@ Place in the pipeline: step 2 of a GRPO step (see r1jax/__init__.py). The traine
 prompt (rows [p * R, (p + 1) * R) belong to prompt p), with the logprob of every sampled
 token, each row's length and whether it stopped (eos or a stop sequence) or ran out of budget.
 
-How it works:
-  1. Prompts are left-padded to a bucketed length (`SamplingConfig.prompt_buckets` or a
+How it works (one model code: prefill and decode run `transformer.block`, with the
+attention of r1jax/models/kv_cache.py):
+  1. Prompts are left-padded to a bucketed length T_p (`SamplingConfig.prompt_buckets` or a
      multiple of `prompt_multiple`) with an explicit attention mask: padding is never inferred
      from token values (SmolLM2's pad id is its end-of-turn id, inside every chat prompt).
      Shapes depend only on the bucket, so a run compiles once per bucket.
-  2. One prefill over the P prompts fills a KV cache with bucket + max_new_tokens slots; the
-     cache and the last logits are repeated num_samples times (rows grouped by prompt).
-  3. A `lax.while_loop` samples a token per row, feeds it back through a one-token decode
-     step of the same model (the trainer's params and maths; tests pin it to
-     `models.forward`), and exits once every row has finished.
+  2. One prefill over the P distinct prompts (attending over the prompt alone) gives their
+     keys, values and next-token logits.
+  3. A `lax.while_loop` decodes S = `max_rows` slots (all B rows by default) one token per
+     step. A slot holds one (prompt, sample) row: the prompt's keys and values copied in, then
+     its own generated ones, each written at the row's own position. Attention reads the
+     cache only up to the longest live row (`cache_blocks`). When a row ends (eos, a stop
+     sequence, the budget) its slot takes the next pending row (continuous batching), so with
+     S < B the batch stays full however heavy the tail of lengths.
+  4. Row r's n-th token is drawn with key fold_in(fold_in(key, r), n), so a rollout is the
+     same whatever the schedule (static or continuous, any S): only float rounding of the
+     batched matmuls can differ between batch shapes.
 See `r1jax.sampling` for what the returned logprobs mean under temperature / top-k / top-p.
 """
 
@@ -25,7 +32,6 @@ import functools
 import sys
 from typing import NamedTuple, Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,6 +39,7 @@ import tqdm
 
 from r1jax import sampling as sampling_lib
 from r1jax import decode_layout
+from r1jax.models import kv_cache
 from r1jax.models import transformer
 from r1jax.models.config import ModelConfig
 
@@ -60,6 +67,16 @@ class SamplingConfig:
   pad_id: int = 0  # Written after a row has stopped (its logprob there is 0).
   prompt_buckets: tuple[int, ...] = ()  # Padded prompt lengths; the smallest that fits is used.
   prompt_multiple: int = 64  # Else prompts are padded to a multiple of this.
+  # Decode slots: rows generated at once. 0 = every row at once (the static schedule). Fewer
+  # slots than rows is continuous batching: a slot whose row ends takes the next pending
+  # (prompt, sample), so a heavy-tailed batch does not wait on its longest row.
+  max_rows: int = 0
+  # Rows a continuous batch may start per decode step (each copies its prompt's keys and
+  # values into its slot); 0 = a quarter of the slots.
+  refill_rows: int = 0
+  # Decode attends over the prompt plus the generated spans up to the longest live row: the
+  # budget cut into this many spans (one compiled branch each). 1 = the whole cache each step.
+  cache_blocks: int = 8
 
   def __post_init__(self):
     # Lists (from JSON or a user) become tuples: the config is a static, hashed jit argument.
@@ -89,6 +106,15 @@ class SamplingConfig:
     if any(not isinstance(b, int) or b <= 0 for b in self.prompt_buckets):
       raise ValueError(f"SamplingConfig.prompt_buckets must be positive integers, got "
                        f"{self.prompt_buckets!r}")
+    for name in ("max_rows", "refill_rows"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"SamplingConfig.{name} must be an integer >= 0 (0 = automatic), "
+                         f"got {value!r}")
+    if isinstance(self.cache_blocks, bool) or not isinstance(self.cache_blocks, int) or (
+        self.cache_blocks < 1):
+      raise ValueError(f"SamplingConfig.cache_blocks must be a positive integer (1 = attend "
+                       f"over the whole cache), got {self.cache_blocks!r}")
     if not isinstance(self.prompt_multiple, int) or self.prompt_multiple <= 0:
       raise ValueError(f"SamplingConfig.prompt_multiple must be a positive integer, got "
                        f"{self.prompt_multiple!r}")
@@ -119,132 +145,85 @@ def trace_count() -> int:
   return _TRACES[0]
 
 
-# The model, run the way a sampler needs it. Prefill runs the model's own scanned `Decoder`
-# and sends only the last prompt position through the LM head. Decode runs the layers
-# unrolled, each reading its own params and its own cache buffer in the loop carry, with the
-# cache laid out [B, K, S, H]. Both choices remove copies from a memory-bound step that XLA:CPU
-# otherwise makes on every token: a scan over stacked layers copies each layer's weights and
-# cache slice (a dynamic slice is not fed to a matmul in place), and `transformer.Attention`'s
-# [B, S, K, H] cache is transposed twice per layer to put the (B, K) batch axes first. The
-# decode block reuses the model's RMSNorm module and RoPE functions and writes out the rest of
-# `transformer.Block` for one query. Tests pin it to `models.forward` for every model-family
-# flag (qkv bias, q/k norm, GeGLU, embedding scale, (1 + w) norms, untied head, rope scaling).
+def _top_logits(top: transformer.Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
+  """Last hidden states x [B, D] -> float32 next-token logits [B, V] (final norm, head)."""
+  return transformer.head_logits(top, transformer.rms_norm(top["model"]["norm"], x, cfg),
+                                 cfg=cfg)
 
 
-def _embed(params: transformer.Params, tokens: jax.Array, cfg: ModelConfig) -> jax.Array:
-  """tokens [B, T] -> x [B, T, D], as `transformer.Decoder` embeds them."""
-  x = nn.Embed(cfg.vocab_size, cfg.hidden_size, dtype=jnp.dtype(cfg.dtype),
-               param_dtype=jnp.dtype(cfg.param_dtype)).apply(
-                   {"params": params["model"]["embed_tokens"]}, tokens)
-  if cfg.embed_scale:
-    x = x * jnp.asarray(cfg.hidden_size ** 0.5, dtype=x.dtype)
-  return x
+class _Prompts(NamedTuple):
+  """The P distinct prompts, prefilled once; decode slots copy a prompt's part when they start."""
+  k: tuple[jax.Array, ...]  # L x [P, K, T_p, H] keys of the prompt positions (after RoPE).
+  v: tuple[jax.Array, ...]  # L x [P, K, T_p, H]
+  mask: jax.Array  # [P, T_p] bool: real prompt tokens (prompts are left-padded).
+  logits: jax.Array  # [P, V] float32: next-token logits after each prompt.
+  length: jax.Array  # [P] int32: real tokens of each prompt (the first new token's position).
 
 
-def _norm(p, x: jax.Array, cfg: ModelConfig) -> jax.Array:
-  return transformer.RMSNorm(cfg.rms_norm_eps, cfg.norm_plus_one, jnp.dtype(cfg.dtype),
-                             jnp.dtype(cfg.param_dtype)).apply({"params": p}, x)
+def _prefill(layers, top, tokens, mask, *, cfg: ModelConfig) -> _Prompts:
+  """Left-padded prompts [P, T_p] -> their keys, values and next-token logits.
 
-
-def _lm_head(params: transformer.Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
-  """Normed hidden states x [B, D] -> float32 logits [B, V], as `transformer.Transformer`."""
-  if cfg.tie_embeddings:
-    w = params["model"]["embed_tokens"]["embedding"].astype(x.dtype)
-    logits = jnp.einsum("bd,vd->bv", x, w, preferred_element_type=jnp.float32)
-  else:
-    w = params["lm_head"]["kernel"].astype(x.dtype)
-    logits = jnp.einsum("bd,dv->bv", x, w, preferred_element_type=jnp.float32)
-  return logits.astype(jnp.float32)
-
-
-class _Cache(NamedTuple):
-  k: tuple[jax.Array, ...]  # L x [B, K, S, H]
-  v: tuple[jax.Array, ...]  # L x [B, K, S, H]
-  mask: jax.Array  # [B, S] bool: slots holding real tokens.
-  index: jax.Array  # () int32: next slot to write (shared by all rows).
-  pos: jax.Array  # [B] int32: next RoPE position of each row.
-
-
-def _prefill(params, tokens, mask, *, cfg: ModelConfig, slots: int):
-  """Left-padded prompts [P, T] -> (last-position logits [P, V], cache with `slots` slots)."""
-  p, t = tokens.shape
-  kv_valid = jnp.zeros((p, slots), bool).at[:, :t].set(mask)
-  positions = jnp.maximum(jnp.cumsum(mask, axis=1, dtype=jnp.int32) - 1, 0)
-  causal = jnp.arange(slots)[None, :] <= jnp.arange(t)[:, None]  # [T, S]
-  allowed = kv_valid[:, None, :] & causal[None]
-  empty = jnp.zeros((cfg.num_layers, p, slots, cfg.num_kv_heads, cfg.head_dim),
-                    jnp.dtype(cfg.dtype))
-  x, _, k, v = transformer.Decoder(cfg).apply(
-      {"params": params["model"]}, tokens, positions, allowed, jnp.zeros((), jnp.int32),
-      empty, empty)  # x is already normed.
-  k, v = jnp.swapaxes(k, 2, 3), jnp.swapaxes(v, 2, 3)  # [L, P, K, S, H], once per call.
-  cache = _Cache(tuple(k), tuple(v), kv_valid, jnp.asarray(t, jnp.int32),
-                 mask.sum(axis=1, dtype=jnp.int32))
-  return _lm_head(params, x[:, -1], cfg), cache
-
-
-def _dense(p, x: jax.Array, cfg: ModelConfig) -> jax.Array:
-  """x [B, D_in] @ kernel [D_in, ...] (+ bias), as flax's nn.Dense(dtype=cfg.dtype) does."""
-  dt = jnp.dtype(cfg.dtype)
-  y = jnp.tensordot(x.astype(dt), p["kernel"].astype(dt), axes=1)
-  return y + p["bias"].astype(dt) if "bias" in p else y
-
-
-def _decode_block(layer, x, positions, allowed, cache_k, cache_v, index, *, cfg: ModelConfig):
-  """One transformer block for one new token per row: x [B, D] -> x [B, D], new k/v caches.
-
-  The maths of `transformer.Block` at T = 1. positions [B, 1]; allowed [B, S] (the cache
-  slots the query sees, the new one included); cache_k, cache_v [B, K, S, H], written at
-  slot `index`.
+  Attends over the prompt alone (T_p positions): the generation budget is not in this cache.
   """
-  b = x.shape[0]
-  n, kv, g, h = cfg.num_heads, cfg.num_kv_heads, cfg.num_groups, cfg.head_dim
-  qkv = _dense(layer["qkv"], _norm(layer["input_layernorm"], x, cfg), cfg)  # [B, K, (G+2)H]
-  q = qkv[..., :g * h].reshape(b, 1, n, h)
-  k = qkv[..., g * h:(g + 1) * h].reshape(b, 1, kv, h)
-  v = qkv[..., (g + 1) * h:].reshape(b, 1, kv, h)
-  if cfg.qk_norm:
-    q, k = _norm(layer["q_norm"], q, cfg), _norm(layer["k_norm"], k, cfg)
-  inv_freq = transformer.rope_inv_freq(cfg)
-  q = transformer.apply_rope(q, positions, inv_freq).reshape(b, kv, n // kv, h)
-  k = transformer.apply_rope(k, positions, inv_freq)
-  write = lambda c, new: jax.lax.dynamic_update_slice(
-      c, jnp.swapaxes(new, 1, 2).astype(c.dtype), (0, 0, index, 0))
-  cache_k, cache_v = write(cache_k, k), write(cache_v, v)
-  cache_k, cache_v = (
-      decode_layout.rows(c, "cache_batch", "cache_kv_heads", "cache_length", None)
-      for c in (cache_k, cache_v))
-  # Scores come out [B, K, S, G] (slots before the G query heads of a KV head): XLA:CPU runs
-  # these batched dots with tiny G about 1.3x faster this way round than as [B, K, G, S]
-  # (B = 64, S = 448: 12.3 vs 16.3 ms per layer), and attention dominates long decodes.
-  scores = jnp.einsum("bksh,bkgh->bksg", cache_k.astype(q.dtype), q,
-                      preferred_element_type=jnp.float32) * (h ** -0.5)
-  scores = jnp.where(allowed[:, None, :, None], scores, jnp.finfo(jnp.float32).min)
-  probs = jax.nn.softmax(scores, axis=2).astype(q.dtype)
-  out = jnp.einsum("bksg,bksh->bkgh", probs, cache_v.astype(q.dtype)).reshape(b, n * h)
-  x = x + _dense(layer["o_proj"], out, cfg)
-  gate_up = _dense(layer["gate_up"], _norm(layer["post_attention_layernorm"], x, cfg), cfg)
-  gate, up = gate_up[:, 0], gate_up[:, 1]  # [B, 2, F] -> 2 x [B, F]
-  act = jax.nn.silu if cfg.mlp_activation == "silu" else functools.partial(
-      jax.nn.gelu, approximate=True)
-  x = x + _dense(layer["down_proj"], act(gate) * up, cfg)
-  return decode_layout.rows(x, "act_batch", "act_embed"), cache_k, cache_v
+  t = tokens.shape[1]
+  allowed = mask[:, None, :] & jnp.tril(jnp.ones((t, t), bool))[None]
+  x = transformer.embed(top, tokens, cfg)
+  x, kv = transformer.run_layers(layers, x, transformer.positions_from_mask(mask),
+                                 kv_cache.prefill_attend(allowed, cfg=cfg), cfg=cfg)
+  ks, vs = zip(*kv)
+  return _Prompts(tuple(ks), tuple(vs), mask, _top_logits(top, x[:, -1], cfg),
+                  mask.sum(axis=1, dtype=jnp.int32))
 
 
-def _decode_step(params, layers, token, cache: _Cache, *, cfg: ModelConfig):
-  """Feeds one token per row [B]; returns next-token logits [B, V] and the updated cache."""
-  b, s = cache.mask.shape
-  mask = jax.lax.dynamic_update_slice(cache.mask, jnp.ones((b, 1), bool), (0, cache.index))
-  allowed = mask & (jnp.arange(s) <= cache.index)[None, :]  # [B, S]
-  x = _embed(params, token, cfg)
-  ks, vs = [], []
-  for i, layer in enumerate(layers):
-    x, k, v = _decode_block(layer, x, cache.pos[:, None], allowed, cache.k[i], cache.v[i],
-                            cache.index, cfg=cfg)
-    ks.append(k)
-    vs.append(v)
-  logits = _lm_head(params, _norm(params["model"]["norm"], x, cfg), cfg)
-  return logits, _Cache(tuple(ks), tuple(vs), mask, cache.index + 1, cache.pos + 1)
+class _Slots(NamedTuple):
+  """The decode batch: S slots, each generating one (prompt, sample) row or idle."""
+  k: tuple[jax.Array, ...]  # L x [S, K, C, H], C = T_p + T_new: prompt part, then generated.
+  v: tuple[jax.Array, ...]
+  prompt_mask: jax.Array  # [S, T_p] bool: the slot's prompt tokens.
+  row: jax.Array  # [S] int32: the output row the slot generates; B (= P * R) when idle.
+  n: jax.Array  # [S] int32: tokens the slot's row has generated so far.
+  pos: jax.Array  # [S] int32: RoPE position of the slot's next token.
+  logits: jax.Array  # [S, V] float32: logits for the slot's next token.
+  window: jax.Array  # [S, M] the row's last M tokens (-1 before the first), M >= 1.
+
+
+class _Loop(NamedTuple):
+  slots: _Slots
+  next_row: jax.Array  # () int32: the first row no slot has taken yet.
+  tokens: jax.Array  # [B, T_new] output.
+  logprobs: jax.Array  # [B, T_new]
+  lengths: jax.Array  # [B]
+  finished: jax.Array  # [B]
+  done_rows: jax.Array  # () int32: rows completed so far (the progress bar's count).
+
+
+def _start_rows(slots: _Slots, free: jax.Array, next_row: jax.Array, prompts: _Prompts, *,
+                num_rows: int, num_samples: int, most: int) -> tuple[_Slots, jax.Array]:
+  """Gives the next pending rows to up to `most` free slots (free [S] bool), in slot order.
+
+  A started slot gets its prompt's keys, values, mask, logits and position copied from the
+  prefill; its generated part needs no clearing (the mask hides it). Free slots left without a
+  row go idle. Only `most` rows are copied, so the cost per step is bounded.
+  """
+  s = free.shape[0]
+  rank = jnp.cumsum(free) - 1
+  take = free & (rank < most) & (next_row + rank < num_rows)
+  idx = jnp.nonzero(take, size=most, fill_value=s)[0]  # [most] slot ids; s = nothing.
+  new_row = next_row + jnp.arange(most, dtype=jnp.int32)
+  prompt = jnp.minimum(new_row, num_rows - 1) // num_samples
+  t_prompt = prompts.mask.shape[1]
+  set_rows = lambda a, x: a.at[idx].set(x.astype(a.dtype), mode="drop")
+  k = tuple(c.at[idx, :, :t_prompt].set(pk[prompt], mode="drop")
+            for c, pk in zip(slots.k, prompts.k))
+  v = tuple(c.at[idx, :, :t_prompt].set(pv[prompt], mode="drop")
+            for c, pv in zip(slots.v, prompts.v))
+  row = jnp.where(free & ~take, num_rows, slots.row)
+  out = _Slots(
+      k, v, set_rows(slots.prompt_mask, prompts.mask[prompt]), set_rows(row, new_row),
+      set_rows(slots.n, jnp.zeros_like(new_row)), set_rows(slots.pos, prompts.length[prompt]),
+      set_rows(slots.logits, prompts.logits[prompt]),
+      set_rows(slots.window, jnp.full((most, slots.window.shape[1]), -1, jnp.int32)))
+  return out, next_row + jnp.sum(take, dtype=jnp.int32)
 
 
 def _stop_hit(window: jax.Array, token: jax.Array, sampling: SamplingConfig) -> jax.Array:
@@ -258,24 +237,13 @@ def _stop_hit(window: jax.Array, token: jax.Array, sampling: SamplingConfig) -> 
   return hit
 
 
-class _Loop(NamedTuple):
-  step: jax.Array  # () int32: index of the token sampled next.
-  cache: _Cache
-  logits: jax.Array  # [B, V] float32 logits for the next token.
-  tokens: jax.Array  # [B, T_new]
-  logprobs: jax.Array  # [B, T_new]
-  lengths: jax.Array  # [B]
-  done: jax.Array  # [B]
-  window: jax.Array  # [B, M] the last M generated tokens (-1 before the first), M >= 1.
-
-
 _PROGRESS = [None]  # The progress bar of the running `generate(..., progress=True)` call.
 
 
-def _tick(step) -> None:
+def _tick(done) -> None:
   bar = _PROGRESS[0]
   if bar is not None:
-    bar.update(int(step) - bar.n)
+    bar.update(int(done) - bar.n)
 
 
 def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: SamplingConfig,
@@ -283,46 +251,79 @@ def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: Sampling
   _TRACES[0] += 1  # Python side effect: runs once per trace, i.e. once per compilation.
   p, t_prompt = tokens.shape
   b, t_new = p * num_samples, sampling.max_new_tokens
+  s = min(sampling.max_rows or b, b)  # Decode slots.
   params = decode_layout.cast(params, cfg)
   tokens = decode_layout.rows(tokens, "batch", None)
   mask = decode_layout.rows(mask, "batch", None)
-  logits, cache = _prefill(params, tokens, mask, cfg=cfg, slots=t_prompt + t_new)
-  fan = lambda x: jnp.repeat(x, num_samples, axis=0)  # Rows [i * R, (i + 1) * R) <- prompt i.
-  cache = _Cache(tuple(map(fan, cache.k)), tuple(map(fan, cache.v)), fan(cache.mask),
-                 cache.index, fan(cache.pos))
   layers = decode_layout.layer_params(params, cfg)
   top = decode_layout.top_params(params, cfg)
-  m = max([len(s) for s in sampling.stop_sequences] + [1])
-  state = _Loop(
-      step=jnp.zeros((), jnp.int32), cache=cache, logits=fan(logits),
-      tokens=jnp.full((b, t_new), sampling.pad_id, jnp.int32),
-      logprobs=jnp.zeros((b, t_new), jnp.float32), lengths=jnp.zeros((b,), jnp.int32),
-      done=jnp.zeros((b,), bool), window=jnp.full((b, m), -1, jnp.int32))
+  prompts = _prefill(layers, top, tokens, mask, cfg=cfg)
 
-  def cond(s: _Loop):
-    return (s.step < t_new) & ~jnp.all(s.done)
+  c = t_prompt + t_new
+  m = max([len(q) for q in sampling.stop_sequences] + [1])
+  empty = jnp.zeros((s, cfg.num_kv_heads, c, cfg.head_dim), jnp.dtype(cfg.dtype))
+  empty = decode_layout.rows(empty, "cache_batch", "cache_kv_heads", "cache_length", None)
+  slots = _Slots((empty,) * cfg.num_layers, (empty,) * cfg.num_layers,
+                 jnp.zeros((s, t_prompt), bool), jnp.full((s,), b, jnp.int32),
+                 jnp.zeros((s,), jnp.int32), jnp.zeros((s,), jnp.int32),
+                 jnp.zeros((s, cfg.vocab_size), jnp.float32), jnp.full((s, m), -1, jnp.int32))
+  start = functools.partial(_start_rows, prompts=prompts, num_rows=b, num_samples=num_samples)
+  slots, next_row = start(slots, jnp.ones((s,), bool), jnp.zeros((), jnp.int32), most=s)
+  refills = 0 if s == b else min(s, sampling.refill_rows or max(1, s // 4))
+  lengths = kv_cache.filled_lengths(t_prompt, t_new, sampling.cache_blocks)
+  row_keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(b + 1))  # +1: idle.
+  state = _Loop(slots, next_row, jnp.full((b, t_new), sampling.pad_id, jnp.int32),
+                jnp.zeros((b, t_new), jnp.float32), jnp.zeros((b,), jnp.int32),
+                jnp.zeros((b,), bool), jnp.zeros((), jnp.int32))
 
-  def body(s: _Loop) -> _Loop:
+  def cond(st: _Loop):
+    return jnp.any(st.slots.row < b)
+
+  def body(st: _Loop) -> _Loop:
+    sl = st.slots
+    live = sl.row < b
+    # Each row's n-th token is drawn with fold_in(fold_in(key, row), n): the same whichever
+    # slot, schedule or batch the row runs in.
+    keys = jax.vmap(jax.random.fold_in)(row_keys[sl.row], sl.n)
     token, logprob = sampling_lib.sample_token(
-        jax.random.fold_in(key, s.step), s.logits, temperature=sampling.temperature,
-        top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p)
-    token = jnp.where(s.done, sampling.pad_id, token)
-    logprob = jnp.where(s.done, 0.0, logprob)
-    window = jnp.concatenate([s.window[:, 1:], token[:, None]], axis=1)
-    done = s.done | _stop_hit(window, token, sampling)
-    lengths = jnp.where(s.done, s.lengths, s.step + 1)
-    out_tokens = jax.lax.dynamic_update_slice(s.tokens, token[:, None], (0, s.step))
-    out_logprobs = jax.lax.dynamic_update_slice(s.logprobs, logprob[:, None], (0, s.step))
-    # The forward after the last token is wasted (1 step in T_new); a cond to skip it would
-    # make XLA copy the cache.
-    logits, cache = _decode_step(top, layers, token, s.cache, cfg=cfg)
-    logits = decode_layout.rows(logits, "act_batch", None)
+        keys, sl.logits, temperature=sampling.temperature, top_k=sampling.top_k,
+        top_p=sampling.top_p, min_p=sampling.min_p)
+    token = jnp.where(live, token, sampling.pad_id)
+    window = jnp.concatenate([sl.window[:, 1:], token[:, None]], axis=1)
+    hit = live & _stop_hit(window, token, sampling)
+    n = sl.n + 1
+    ended = live & (hit | (n >= t_new))
+    out_row = jnp.where(ended, sl.row, b)  # b: dropped.
+    tokens_out = st.tokens.at[sl.row, sl.n].set(token, mode="drop")
+    logprobs_out = st.logprobs.at[sl.row, sl.n].set(logprob, mode="drop")
+    lengths_out = st.lengths.at[out_row].set(n, mode="drop")
+    finished_out = st.finished.at[out_row].set(hit, mode="drop")
+    # Feed the token back. Slots that just ended or are idle compute too (their results are
+    # discarded); only continuing rows decide how much of the cache to read.
+    going = live & ~ended
+    write = jnp.minimum(t_prompt + sl.n, c - 1)
+    allowed = jnp.concatenate(
+        [sl.prompt_mask, jnp.arange(t_new)[None, :] <= sl.n[:, None]], axis=1)  # [S, C]
+    choice = kv_cache.filled_choice(lengths, t_prompt, jnp.max(jnp.where(going, n, 1)))
+    attends = [kv_cache.decode_attend(sl.k[i], sl.v[i], write, allowed, choice, lengths)
+               for i in range(cfg.num_layers)]
+    x = transformer.embed(top, token[:, None], cfg)
+    x, kv = transformer.run_layers(layers, x, sl.pos[:, None], attends, cfg=cfg)
+    x = decode_layout.rows(x[:, 0], "act_batch", "act_embed")
+    logits = decode_layout.rows(_top_logits(top, x, cfg), "act_batch", None)
+    ks, vs = zip(*kv)
+    sl = _Slots(tuple(ks), tuple(vs), sl.prompt_mask, jnp.where(ended, b, sl.row), n,
+                sl.pos + 1, logits, window)
+    next_row = st.next_row
+    if refills:
+      sl, next_row = start(sl, sl.row >= b, next_row, most=refills)
+    done_rows = st.done_rows + jnp.sum(ended, dtype=jnp.int32)
     if progress:
-      jax.debug.callback(_tick, s.step + 1)
-    return _Loop(s.step + 1, cache, logits, out_tokens, out_logprobs, lengths, done, window)
+      jax.debug.callback(_tick, done_rows)
+    return _Loop(sl, next_row, tokens_out, logprobs_out, lengths_out, finished_out, done_rows)
 
   state = jax.lax.while_loop(cond, body, state)
-  return Rollout(state.tokens, state.logprobs, state.lengths, state.done)
+  return Rollout(state.tokens, state.logprobs, state.lengths, state.finished)
 
 
 # XLA:CPU (jax 0.10) hands dots to YNNPACK fusions by default; for decode's [B, D] x [D, F]
@@ -375,7 +376,7 @@ def generate(params: transformer.Params, prompts: Sequence[Sequence[int]], *, cf
     sampling: temperature, truncation, budget and stop conditions.
     key: PRNG key; the same key, prompts and config give the same rollout.
     num_samples: R, completions per prompt.
-    progress: show a progress bar of decode steps on stderr (a host callback per step).
+    progress: show a progress bar of finished rows on stderr (a host callback per step).
 
   Returns:
     A Rollout with B = P * R rows, rows [p * R, (p + 1) * R) for prompt p.
@@ -402,7 +403,7 @@ def generate(params: transformer.Params, prompts: Sequence[Sequence[int]], *, cf
                           num_samples=num_samples, progress=progress)
   if not progress:
     return run()
-  with tqdm.tqdm(total=sampling.max_new_tokens, desc="decoding", unit="step", file=sys.stderr,
+  with tqdm.tqdm(total=len(ids) * num_samples, desc="decoding", unit="row", file=sys.stderr,
                  leave=False) as bar:
     _PROGRESS[0] = bar
     try:

@@ -75,6 +75,13 @@ _BLOCK = 256  # Candidates per block of the two-level inverse-CDF draw.
 _TOP_P_CANDIDATES = 1024
 
 
+def _uniform(key: jax.Array, b: int) -> jax.Array:
+  """b uniforms in [0, 1): from one key, or one from each of b per-row keys [B]."""
+  if key.ndim == 0:
+    return jax.random.uniform(key, (b,), jnp.float32)
+  return jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32))(key)
+
+
 def _draw(key: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Samples an index from softmax(x) [B, C]; returns (index [B], its log-probability [B]).
 
@@ -93,7 +100,7 @@ def _draw(key: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
   block_cum = jnp.cumsum(block_mass, axis=-1)
   total = block_cum[:, -1]
   # u in (0, total]: every block with cum >= u > previous cum has positive mass.
-  u = (1.0 - jax.random.uniform(key, (b,), jnp.float32)) * total
+  u = (1.0 - _uniform(key, b)) * total
   blk = jnp.minimum(jnp.sum(block_cum < u[:, None], axis=-1), nb - 1)
   take = lambda a, i: jnp.take_along_axis(a, i[:, None], axis=1)[:, 0]
   inner = jnp.take_along_axis(p, blk[:, None, None], axis=1)[:, 0]  # [B, BLOCK]
@@ -113,7 +120,8 @@ def sample_token(key: jax.Array, logits: jax.Array, *, temperature: float = 1.0,
   """Draws one token per row from logits [B, V].
 
   Args:
-    key: a PRNG key for this step.
+    key: a PRNG key for this step, or one key per row [B] (the sampler's: a row's draws then
+      depend on its own key alone, whatever else shares the batch).
     logits: float [B, V] next-token logits.
     temperature: 0 for greedy (argmax), else the softmax temperature.
     top_k: keep the k most likely tokens (0 = all).

@@ -15,7 +15,7 @@ Logical names and the default rules (`DEFAULT_RULES`):
                layers and norm replicated.
   activations: act_batch -> (data, fsdp); act_length and act_embed replicated.
   rollout:     batch -> (data, fsdp) for the [B, T] arrays of a rollout.
-  KV cache:    cache_batch -> (data, fsdp), cache_kv_heads -> tensor ([L, B, S, K, H]).
+  KV cache:    cache_batch -> (data, fsdp), cache_kv_heads -> tensor ([L, S, K, C, H]).
 Rules are (logical name, mesh axes) pairs tried in order, like flax's `logical_axis_rules`: a
 name may appear several times (a later pair is a fallback) and a mesh axis is used at most once
 per array. Divisibility fallback: a pair whose mesh axes do not evenly divide that dimension is
@@ -52,8 +52,8 @@ from r1jax.multihost import (allgather_rows, any_process, detect_cluster, global
 
 __all__ = [
     "AXES", "DEFAULT_RULES", "SAMPLE_RULES", "MeshConfig", "Rules", "allgather_rows",
-    "any_process", "axis_rules_context", "batch_shardings", "batch_spec", "cache_shardings",
-    "cache_specs", "decode_rules", "detect_cluster", "global_batch", "host_local_to_global",
+    "any_process", "axis_rules_context", "batch_shardings", "batch_spec", "cache_specs",
+    "decode_rules", "detect_cluster", "global_batch", "host_local_to_global",
     "init_params_sharded", "initialize_distributed", "logical_to_mesh",
     "make_mesh", "mirror_params", "opt_state_shardings", "param_logical_and_abstract",
     "param_shardings", "param_specs", "process_rows", "replicated",
@@ -94,9 +94,8 @@ def decode_rules(rules: Rules) -> Rules:
 
 
 # Logical names of the arrays r1jax shards besides params.
-_CACHE_AXES = {"k": ("cache_layers", "cache_batch", "cache_length", "cache_kv_heads", None),
-               "v": ("cache_layers", "cache_batch", "cache_length", "cache_kv_heads", None),
-               "mask": ("cache_batch", "cache_length"), "pos": ("cache_batch",), "index": ()}
+_CACHE_AXES = {name: ("cache_layers", "cache_batch", "cache_kv_heads", "cache_length", None)
+               for name in ("k", "v", "prompt_k", "prompt_v")}
 
 
 def _axes_tuple(axes: MeshAxes) -> tuple[str, ...]:
@@ -325,18 +324,12 @@ def batch_shardings(batch: Any, mesh: jax.sharding.Mesh, rules: Rules = DEFAULT_
 
 def cache_specs(cache: Mapping[str, Any], mesh: jax.sharding.Mesh | Mapping[str, int],
                 rules: Rules = DEFAULT_RULES) -> dict[str, P]:
-  """PartitionSpecs of a KV cache from `init_cache` (k, v [L, B, S, K, H], mask, pos, index)."""
+  """PartitionSpecs of the sampler's caches (`kv_cache.abstract_cache`: [L, S, K, C, H] each)."""
   sizes = _mesh_sizes(mesh)
   unknown = set(cache) - set(_CACHE_AXES)
   if unknown:
     raise ValueError(f"unknown KV cache fields {sorted(unknown)}; expected {sorted(_CACHE_AXES)}")
   return {k: spec_for_shape(_CACHE_AXES[k], np.shape(v), rules, sizes) for k, v in cache.items()}
-
-
-def cache_shardings(cache: Mapping[str, Any], mesh: jax.sharding.Mesh,
-                    rules: Rules = DEFAULT_RULES) -> dict[str, NamedSharding]:
-  """NamedShardings of a KV cache (arrays or ShapeDtypeStructs)."""
-  return {k: NamedSharding(mesh, s) for k, s in cache_specs(cache, mesh, rules).items()}
 
 
 @contextlib.contextmanager

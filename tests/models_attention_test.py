@@ -2,9 +2,8 @@
 
 jax.nn.dot_product_attention's XLA implementation and the Pallas splash kernel (TPU; here in
 Pallas interpret mode on CPU) against the einsum reference, in float32 on CPU: left padding,
-GQA, q/k norms, gradients through splash, and a prompt prefilled into a KV cache then decoded
-token by token (splash hands cached passes to XLA). (cuDNN runs only on NVIDIA GPUs, in bf16 /
-f16.)
+GQA, q/k norms, gradients through splash, and the sampler's prefill (its decode then reads the
+KV cache through r1jax/models/kv_cache.py). (cuDNN runs only on NVIDIA GPUs, in bf16 / f16.)
 """
 
 import dataclasses
@@ -49,21 +48,19 @@ def test_attention_equals_einsum_with_left_padding(kw, impl):
 
 
 @pytest.mark.parametrize("impl", ["xla", "splash"])
-def test_attention_equals_einsum_through_the_kv_cache(impl):
-  ref, xla = _pair(impl)
+def test_attention_equals_einsum_in_the_samplers_prefill(impl):
+  # The sampler prefills with the model's attention (cfg.attention), then decodes over its KV
+  # cache (r1jax/models/kv_cache.py): the rollouts agree token for token.
+  from r1jax import sampler  # pylint: disable=g-import-not-at-top
+  ref, other = _pair(impl)
   params = transformer.init(ref, jax.random.key(0))
-  tokens, mask = _inputs()
-  outs = {}
-  for cfg in (ref, xla):
-    cache = transformer.init_cache(cfg, 3, 16)
-    logits, cache = transformer.forward(params, tokens[:, :9], cfg=cfg, cache=cache,
-                                        attention_mask=mask[:, :9])
-    steps = [logits[:, -1]]
-    for i in range(9, 12):  # One token at a time into the cache.
-      logits, cache = transformer.forward(params, tokens[:, i:i + 1], cfg=cfg, cache=cache)
-      steps.append(logits[:, -1])
-    outs[cfg.attention] = np.stack(steps)
-  np.testing.assert_allclose(outs[impl], outs["einsum"], rtol=TOL, atol=TOL)
+  params["model"]["embed_tokens"]["embedding"] *= 30.0  # Peaked logits: no near-ties.
+  prompts = [[5, 9, 2, 7, 1, 3, 8, 4, 6], [11, 2, 9], [3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 7]]
+  sc = sampler.SamplingConfig(temperature=0.0, max_new_tokens=6, prompt_multiple=8)
+  outs = {cfg.attention: sampler.generate(params, prompts, cfg=cfg, sampling=sc,
+                                          key=jax.random.key(0)) for cfg in (ref, other)}
+  np.testing.assert_array_equal(outs[impl].tokens, outs["einsum"].tokens)
+  np.testing.assert_allclose(outs[impl].logprobs, outs["einsum"].logprobs, rtol=TOL, atol=TOL)
 
 
 def test_splash_gradients_equal_einsum_with_left_padding():

@@ -233,19 +233,55 @@ def test_logprobs_equal_teacher_forced_logprobs(params):
 @pytest.mark.parametrize("flags", [
     dict(qkv_bias=True, rope_scaling="llama3", rope_factor=8.0, rope_original_max_position=64),
     dict(qk_norm=True, tie_embeddings=False, mlp_activation="gelu_tanh", embed_scale=True,
-         norm_plus_one=True)])
-def test_decode_path_matches_forward_for_model_family_flags(flags):
+         norm_plus_one=True),
+    dict(num_kv_heads=1, num_heads=4)])
+@pytest.mark.parametrize("schedule", [dict(), dict(max_rows=2, cache_blocks=3)])
+def test_decode_path_matches_forward_for_model_family_flags(flags, schedule):
+  # The sampler's prefill and decode (KV cache, filled-part attention, continuous batching)
+  # run the model's block; every sampled token's logprob equals a full forward's.
   cfg = dataclasses.replace(ModelConfig(), **flags)  # Tied embeddings unless flags untie.
   p = init(cfg, jax.random.key(1))
   # Random biases and norm scales (init leaves them at 0 / 1, which would hide mistakes).
   leaves, tree = jax.tree.flatten(p)
   keys = jax.random.split(jax.random.key(2), len(leaves))
   p = jax.tree.unflatten(tree, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
-  sc = SamplingConfig(temperature=1.0, max_new_tokens=6, prompt_multiple=8)
-  out = sampler.generate(p, PROMPTS[1:], cfg=cfg, sampling=sc, key=jax.random.key(4), num_samples=2)
-  for row in range(2):
-    want = _teacher_forced(p, cfg, PROMPTS[1], np.asarray(out.tokens[row]))
+  sc = SamplingConfig(temperature=1.0, max_new_tokens=7, prompt_multiple=8, **schedule)
+  out = sampler.generate(p, PROMPTS, cfg=cfg, sampling=sc, key=jax.random.key(4), num_samples=2)
+  for row in range(4):
+    want = _teacher_forced(p, cfg, PROMPTS[row // 2], np.asarray(out.tokens[row]))
     np.testing.assert_allclose(out.logprobs[row], want, atol=LOGPROB_TOL)
+
+
+def _lengthy(params, **kw):
+  """Sampling with eos = a common token: rows end at many different lengths."""
+  sc = SamplingConfig(temperature=1.0, max_new_tokens=20, prompt_multiple=8, eos_ids=(3, 7),
+                      **kw)
+  return sampler.generate(params, PROMPTS, cfg=CFG, sampling=sc, key=jax.random.key(11),
+                          num_samples=5)
+
+
+@pytest.mark.parametrize("kw", [dict(max_rows=3), dict(max_rows=1), dict(max_rows=4, refill_rows=1),
+                                dict(cache_blocks=1), dict(cache_blocks=20),
+                                dict(max_rows=2, cache_blocks=4)])
+def test_rollout_is_the_same_whatever_the_schedule(params, kw):
+  # Each (prompt, sample) row draws from its own key: static or continuous batching, any number
+  # of slots, any refill rate and cache blocking give the same rows.
+  want, got = _lengthy(params), _lengthy(params, **kw)
+  lengths = np.asarray(want.lengths)
+  assert len(set(lengths.tolist())) >= 4 and bool(np.asarray(want.finished).any())  # Varied.
+  np.testing.assert_array_equal(got.tokens, want.tokens)
+  np.testing.assert_array_equal(got.lengths, want.lengths)
+  np.testing.assert_array_equal(got.finished, want.finished)
+  np.testing.assert_allclose(got.logprobs, want.logprobs, atol=LOGPROB_TOL)
+
+
+def test_continuous_batching_keeps_logprobs_equal_to_the_trainers(params):
+  out = _lengthy(params, max_rows=3, cache_blocks=4)
+  for row in range(10):
+    n = int(out.lengths[row])
+    want = _teacher_forced(params, CFG, PROMPTS[row // 5], np.asarray(out.tokens[row, :n]))
+    np.testing.assert_allclose(out.logprobs[row, :n], want, atol=LOGPROB_TOL)
+    np.testing.assert_array_equal(out.logprobs[row, n:], 0.0)
 
 
 def test_first_tokens_follow_the_model_distribution(params):
@@ -342,7 +378,8 @@ def test_same_key_same_rollout_and_another_key_another(params):
     (dict(max_new_tokens=0), "max_new_tokens"), (dict(max_new_tokens=-2), "max_new_tokens"),
     (dict(temperature=-1.0), "temperature"), (dict(top_k=-1), "top_k"),
     (dict(min_p=1.5), "min_p"), (dict(stop_sequences=((),)), "stop_sequences"),
-    (dict(prompt_multiple=0), "prompt_multiple")])
+    (dict(prompt_multiple=0), "prompt_multiple"), (dict(max_rows=-1), "max_rows"),
+    (dict(refill_rows=1.5), "refill_rows"), (dict(cache_blocks=0), "cache_blocks")])
 def test_bad_sampling_config_is_a_clear_error(kw, match):
   with pytest.raises(ValueError, match=match):
     SamplingConfig(**kw)

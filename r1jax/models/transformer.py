@@ -1,7 +1,10 @@
-"""The decoder-only transformer: Flax linen modules used as pure init/apply functions.
+"""The decoder-only transformer: pure functions of a param dict, one block for every path.
 
-Place in the pipeline: every other part of r1jax (sampler, GRPO loss, evaluation) calls
-`forward(params, tokens, cfg=...)`; the params are a plain nested dict whose names mirror
+Place in the pipeline: every other part of r1jax (GRPO loss, evaluation, scoring) calls
+`forward(params, tokens, cfg=...)`, and the sampler (r1jax/sampler.py) runs the same `block`
+with a KV-cache attention for prefill and decode, so sampling and training share one model
+code. Flax modules only declare the params (their shapes, initialisers and logical axes); the
+params are a plain nested dict whose names mirror
 Hugging Face's (`model.layers.self_attn.q_proj.kernel` is HF's `q_proj.weight`, transposed and
 stacked over layers), so loading a checkpoint is a rename plus a transpose.
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -29,11 +32,11 @@ from r1jax.models import attention_kernels
 from r1jax.models.config import ModelConfig
 
 Params = dict[str, Any]
-Cache = dict[str, jax.Array]
 
-__all__ = ["Cache", "Params", "Transformer", "attention_impl", "forward", "head_logits", "init",
-           "init_cache", "param_logical_axes", "abstract_params", "count_params",
-           "rope_inv_freq"]
+__all__ = ["AttendFn", "Params", "abstract_params", "apply_rope", "attention_impl", "block",
+           "count_params", "dense", "embed", "forward", "head_logits", "init",
+           "masked_attention", "param_logical_axes", "positions_from_mask", "rms_norm",
+           "rope_inv_freq", "run_layers"]
 
 # Activation checkpointing policies by config name. "full" saves nothing and recomputes the
 # whole block in the backward pass; "dots" saves matmul outputs.
@@ -92,31 +95,87 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
   return x * cos + rotated * sin
 
 
-class RMSNorm(nn.Module):
-  """RMSNorm over the last axis; Gemma's variant scales by (1 + w)."""
-  eps: float
-  plus_one: bool = False
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
+# --- the model's maths: pure functions of param dicts ------------------------------------
+# One block function serves training, prefill and decode: the caller hands it an `attend`
+# function (plain masked attention for training, a KV-cache writer-and-reader for the sampler's
+# prefill and decode; see r1jax/models/kv_cache.py), and the layer params either as stored
+# (q/k/v and gate/up apart, HF names) or fused by r1jax/decode_layout.py for decoding.
 
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    init = nn.initializers.zeros if self.plus_one else nn.initializers.ones
-    w = self.param("weight", nn.with_logical_partitioning(init, ("norm",)), (x.shape[-1],),
-                   self.param_dtype)
-    xf = x.astype(jnp.float32)
-    y = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + self.eps)
-    if self.plus_one:  # Gemma scales in float32, then casts.
-      return (y * (1.0 + w.astype(jnp.float32))).astype(self.dtype)
-    return w.astype(self.dtype) * y.astype(self.dtype)
+# attend(q [B, T, N, H], k [B, T, K, H], v [B, T, K, H]) -> (out [B, T, N H], aux)
+AttendFn = Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, Any]]
 
 
-def _dense(features: int, names: tuple[str, str], cfg: ModelConfig, name: str,
-           bias: bool = False) -> nn.Dense:
-  return nn.Dense(features, use_bias=bias, dtype=_dtype(cfg.dtype),
-                  param_dtype=_dtype(cfg.param_dtype), kernel_init=_init(names),
-                  bias_init=nn.with_logical_partitioning(nn.initializers.zeros, names[1:]),
-                  name=name)
+def rms_norm(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
+  """RMSNorm over the last axis with weight p['weight']; Gemma's variant scales by (1 + w)."""
+  w = p["weight"]
+  xf = x.astype(jnp.float32)
+  y = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + cfg.rms_norm_eps)
+  if cfg.norm_plus_one:  # Gemma scales in float32, then casts.
+    return (y * (1.0 + w.astype(jnp.float32))).astype(cfg.dtype)
+  return w.astype(cfg.dtype) * y.astype(cfg.dtype)
+
+
+def dense(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
+  """x [..., D_in] @ p['kernel'] [D_in, ...] (+ p['bias']) in the compute dtype."""
+  dt = _dtype(cfg.dtype)
+  y = jnp.tensordot(x.astype(dt), p["kernel"].astype(dt), axes=1)
+  return y + p["bias"].astype(dt) if "bias" in p else y
+
+
+def embed(params: Params, tokens: jax.Array, cfg: ModelConfig) -> jax.Array:
+  """tokens [B, T] -> x [B, T, D] in the compute dtype (scaled by sqrt(D) for Gemma)."""
+  x = jnp.take(params["model"]["embed_tokens"]["embedding"].astype(cfg.dtype), tokens, axis=0)
+  if cfg.embed_scale:  # Gemma: the normalizer is rounded to the compute dtype, as in HF.
+    x = x * jnp.asarray(cfg.hidden_size ** 0.5, dtype=x.dtype)
+  return x
+
+
+def _project_qkv(p: Params, x: jax.Array, cfg: ModelConfig):
+  """x [B, T, D] -> q [B, T, N, H], k and v [B, T, K, H].
+
+  Stored params hold q_proj / k_proj / v_proj; the decode layout fuses them into one
+  p['qkv'] kernel [D, K, (G + 2) H] grouped by kv head (each kv head's G query heads, then its
+  key and value), so the fused axis is never the tensor-sharded one.
+  """
+  b, t, _ = x.shape
+  n, kv, g, h = cfg.num_heads, cfg.num_kv_heads, cfg.num_groups, cfg.head_dim
+  if "qkv" in p:
+    qkv = dense(p["qkv"], x, cfg)  # [B, T, K, (G + 2) H]
+    return (qkv[..., :g * h].reshape(b, t, n, h), qkv[..., g * h:(g + 1) * h],
+            qkv[..., (g + 1) * h:])
+  return (dense(p["q_proj"], x, cfg).reshape(b, t, n, h),
+          dense(p["k_proj"], x, cfg).reshape(b, t, kv, h),
+          dense(p["v_proj"], x, cfg).reshape(b, t, kv, h))
+
+
+def _gate_up(p: Params, x: jax.Array, cfg: ModelConfig):
+  """x [B, T, D] -> gate, up [B, T, F] (fused in the decode layout as gate_up [D, 2, F])."""
+  if "gate_up" in p:
+    gu = dense(p["gate_up"], x, cfg)
+    return gu[..., 0, :], gu[..., 1, :]
+  return dense(p["gate_proj"], x, cfg), dense(p["up_proj"], x, cfg)
+
+
+def block(p: Params, x: jax.Array, positions: jax.Array, attend: AttendFn, *,
+          cfg: ModelConfig) -> tuple[jax.Array, Any]:
+  """One pre-norm transformer block: x [B, T, D] -> (x [B, T, D], attend's aux).
+
+  p is one layer's params (stored or decode-fused); positions [B, T] are RoPE positions.
+  `attend` sees q, k, v after q/k norm and RoPE: whatever it does with a cache stays its own.
+  """
+  attn = p["self_attn"]
+  q, k, v = _project_qkv(attn, rms_norm(p["input_layernorm"], x, cfg), cfg)
+  if cfg.qk_norm:  # Qwen3: RMSNorm over each head's H features ((1 + w) where norms are).
+    q, k = rms_norm(attn["q_norm"], q, cfg), rms_norm(attn["k_norm"], k, cfg)
+  inv_freq = rope_inv_freq(cfg)
+  q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+  out, aux = attend(q, k, v)
+  x = x + dense(attn["o_proj"], out, cfg)
+  gate, up = _gate_up(p["mlp"], rms_norm(p["post_attention_layernorm"], x, cfg), cfg)
+  act = jax.nn.silu if cfg.mlp_activation == "silu" else functools.partial(
+      jax.nn.gelu, approximate=True)
+  x = x + dense(p["mlp"]["down_proj"], act(gate) * up, cfg)
+  return nn.with_logical_constraint(x, ACT_AXES), aux
 
 
 def attention_impl(cfg: ModelConfig, dtype: Any) -> str:
@@ -134,147 +193,177 @@ def attention_impl(cfg: ModelConfig, dtype: Any) -> str:
   return "cudnn" if jax.default_backend() == "gpu" and low else "xla"
 
 
-class Attention(nn.Module):
-  """GQA self-attention that writes its new keys and values into a KV cache."""
-  cfg: ModelConfig
+def masked_attention(q: jax.Array, k: jax.Array, v: jax.Array, allowed: jax.Array, *,
+                     cfg: ModelConfig) -> jax.Array:
+  """GQA attention of q [B, T, N, H] over k, v [B, S, K, H]; allowed [B, T, S] -> [B, T, N H].
 
-  @nn.compact
-  def __call__(self, x, positions, allowed, index, k_cache, v_cache):
-    cfg = self.cfg
-    b, t, _ = x.shape
-    n, k, h = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
-    q = _dense(n * h, ("embed", "q_heads"), cfg, "q_proj", cfg.qkv_bias)(x).reshape(b, t, n, h)
-    kk = _dense(k * h, ("embed", "kv_heads"), cfg, "k_proj", cfg.qkv_bias)(x).reshape(b, t, k, h)
-    vv = _dense(k * h, ("embed", "kv_heads"), cfg, "v_proj", cfg.qkv_bias)(x).reshape(b, t, k, h)
-    if cfg.qk_norm:  # Qwen3: RMSNorm over each head's H features ((1 + w) where norms are).
-      norm = functools.partial(RMSNorm, cfg.rms_norm_eps, cfg.norm_plus_one,
-                               dtype=_dtype(cfg.dtype), param_dtype=_dtype(cfg.param_dtype))
-      q = norm(name="q_norm")(q)
-      kk = norm(name="k_norm")(kk)
-    inv_freq = rope_inv_freq(cfg)
-    q = apply_rope(q, positions, inv_freq)
-    kk = apply_rope(kk, positions, inv_freq)
-    if k_cache is not None:  # Write this step's keys and values at slots [index, index + T).
-      kk = jax.lax.dynamic_update_slice(k_cache, kk.astype(k_cache.dtype), (0, index, 0, 0))
-      vv = jax.lax.dynamic_update_slice(v_cache, vv.astype(v_cache.dtype), (0, index, 0, 0))
-    new_k, new_v = kk, vv
-    impl = attention_impl(cfg, q.dtype)
-    if impl == "splash" and k_cache is None:  # Its mask is static: no cache offset.
-      out = attention_kernels.splash_attention(q, kk, vv, allowed).reshape(b, t, n * h)
-    elif impl == "einsum":
-      q = q.reshape(b, t, k, n // k, h)
-      scores = jnp.einsum("btkgh,bskh->bkgts", q, kk.astype(q.dtype),
-                          preferred_element_type=jnp.float32) * (h ** -0.5)
-      # Masked scores get the most negative float, not -inf, so a row with no allowed key (a
-      # pad query) gives a uniform, finite softmax instead of NaN.
-      scores = jnp.where(allowed[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
-      probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
-      out = jnp.einsum("bkgts,bskh->btkgh", probs, vv.astype(q.dtype)).reshape(b, t, n * h)
-    else:  # GQA, causal and padding masks all in `allowed` [B, T, S]; scale 1 / sqrt(H).
-      out = jax.nn.dot_product_attention(
-          q, kk.astype(q.dtype), vv.astype(q.dtype), mask=allowed[:, None, :, :],
-          implementation="xla" if impl == "splash" else impl).reshape(b, t, n * h)
-    out = _dense(cfg.hidden_size, ("q_heads", "embed"), cfg, "o_proj")(out)
-    return out, new_k, new_v
+  Causal and padding masks both live in `allowed`; the scale is 1 / sqrt(H).
+  """
+  b, t, n, h = q.shape
+  kv = k.shape[2]
+  k, v = k.astype(q.dtype), v.astype(q.dtype)
+  impl = attention_impl(cfg, q.dtype)
+  if impl == "splash" and allowed.shape[1] == allowed.shape[2]:
+    # Self-attention from position 0 (training, the sampler's prefill): the Pallas kernel.
+    return attention_kernels.splash_attention(q, k, v, allowed).reshape(b, t, n * h)
+  if impl != "einsum":  # Splash's static mask cannot take another shape: XLA runs those.
+    return jax.nn.dot_product_attention(
+        q, k, v, mask=allowed[:, None, :, :],
+        implementation="xla" if impl == "splash" else impl).reshape(b, t, n * h)
+  q = q.reshape(b, t, kv, n // kv, h)
+  scores = jnp.einsum("btkgh,bskh->bkgts", q, k, preferred_element_type=jnp.float32) * (h ** -0.5)
+  # Masked scores get the most negative float, not -inf, so a row with no allowed key (a pad
+  # query) gives a uniform, finite softmax instead of NaN.
+  scores = jnp.where(allowed[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
+  return jnp.einsum("bkgts,bskh->btkgh", probs, v).reshape(b, t, n * h)
 
 
-class MLP(nn.Module):
-  """Gated MLP: SwiGLU (silu) or GeGLU (tanh-approximated gelu, Gemma)."""
-  cfg: ModelConfig
+def run_layers(layers: Params | Sequence[Params], x: jax.Array, positions: jax.Array,
+               attend: AttendFn | Sequence[AttendFn], *, cfg: ModelConfig,
+               remat: bool = False) -> tuple[jax.Array, Any]:
+  """Runs every block: x [B, T, D] -> (x, stacked or listed aux of `attend`).
 
-  @nn.compact
-  def __call__(self, x):
-    cfg = self.cfg
-    gate = _dense(cfg.intermediate_size, ("embed", "mlp"), cfg, "gate_proj")(x)
-    up = _dense(cfg.intermediate_size, ("embed", "mlp"), cfg, "up_proj")(x)
-    act = jax.nn.silu if cfg.mlp_activation == "silu" else functools.partial(
-        jax.nn.gelu, approximate=True)
-    return _dense(cfg.hidden_size, ("mlp", "embed"), cfg, "down_proj")(act(gate) * up)
+  `layers` is either the stored params' stacked [L, ...] layer tree, scanned with
+  `cfg.scan_unroll` layers per iteration (and `cfg.remat` when `remat`), or a sequence of L
+  per-layer trees (the decode layout), run unrolled with one `attend` per layer: on XLA:CPU a
+  scan over stacked weights copies each layer's slice on every call, which a decode step,
+  bound by reading weights, cannot afford.
+  """
+  if isinstance(layers, (list, tuple)):
+    auxes = []
+    for i, p in enumerate(layers):
+      x, aux = block(p, x, positions, attend[i] if isinstance(attend, (list, tuple)) else attend,
+                     cfg=cfg)
+      auxes.append(aux)
+    return x, auxes
 
+  def body(x, p):
+    return block(p, x, positions, attend, cfg=cfg)
 
-class Block(nn.Module):
-  """Pre-norm transformer block; the scan body. Carries x, scans over the layer's cache."""
-  cfg: ModelConfig
-
-  @nn.compact
-  def __call__(self, x, positions, allowed, index, k_cache, v_cache):
-    cfg = self.cfg
-    norm = functools.partial(RMSNorm, cfg.rms_norm_eps, cfg.norm_plus_one,
-                             _dtype(cfg.dtype), _dtype(cfg.param_dtype))
-    attn_out, new_k, new_v = Attention(cfg, name="self_attn")(
-        norm(name="input_layernorm")(x), positions, allowed, index, k_cache, v_cache)
-    x = x + attn_out
-    x = x + MLP(cfg, name="mlp")(norm(name="post_attention_layernorm")(x))
-    x = nn.with_logical_constraint(x, ACT_AXES)
-    return x, (new_k, new_v)
-
-
-class Decoder(nn.Module):
-  """Embedding, scanned blocks and final norm (HF's `model`)."""
-  cfg: ModelConfig
-
-  @nn.compact
-  def __call__(self, tokens, positions, allowed, index, k_cache, v_cache):
-    cfg = self.cfg
-    embed = nn.Embed(cfg.vocab_size, cfg.hidden_size, dtype=_dtype(cfg.dtype),
-                     param_dtype=_dtype(cfg.param_dtype),
-                     embedding_init=_init(("vocab", "embed")), name="embed_tokens")
-    x = embed(tokens)
-    if cfg.embed_scale:  # Gemma: the normalizer is rounded to the compute dtype, as in HF.
-      x = x * jnp.asarray(cfg.hidden_size ** 0.5, dtype=x.dtype)
-    x = nn.with_logical_constraint(x, ACT_AXES)
-    block = Block
-    if cfg.remat != "none":
-      block = nn.remat(Block, policy=REMAT_POLICIES[cfg.remat], prevent_cse=False)
-    stack = nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True},
-                    in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, 0, 0),
-                    length=cfg.num_layers, unroll=min(cfg.scan_unroll, cfg.num_layers),
-                    metadata_params={nn.PARTITION_NAME: "layers"})
-    x, (new_k, new_v) = stack(cfg, name="layers")(x, positions, allowed, index, k_cache, v_cache)
-    x = RMSNorm(cfg.rms_norm_eps, cfg.norm_plus_one, _dtype(cfg.dtype),
-                _dtype(cfg.param_dtype), name="norm")(x)
-    return x, embed, new_k, new_v
-
-
-class Transformer(nn.Module):
-  """The whole causal LM: decoder plus lm_head (or the tied embedding)."""
-  cfg: ModelConfig
-
-  @nn.compact
-  def __call__(self, tokens, positions, allowed, index=0, k_cache=None, v_cache=None,
-               logits_last=None, hidden_only=False):
-    cfg = self.cfg
-    x, embed, new_k, new_v = Decoder(cfg, name="model")(
-        tokens, positions, allowed, index, k_cache, v_cache)
-    if logits_last is not None:  # Only the last positions need the (large) vocabulary head.
-      x = x[:, -logits_last:]
-    if hidden_only:  # The caller applies the head itself (in chunks: see `head_logits`).
-      return x, new_k, new_v
-    if cfg.tie_embeddings:
-      w = embed.embedding  # [V, D]
-    else:
-      w = self.param("lm_head", _init(("embed", "vocab")), (cfg.hidden_size, cfg.vocab_size),
-                     _dtype(cfg.param_dtype))
-    return _head(x, w, cfg.tie_embeddings), new_k, new_v
+  if remat and cfg.remat != "none":
+    body = jax.checkpoint(body, policy=REMAT_POLICIES[cfg.remat], prevent_cse=False)
+  return jax.lax.scan(body, x, layers, unroll=min(cfg.scan_unroll, cfg.num_layers))
 
 
 def _head(x: jax.Array, w: jax.Array, tied: bool) -> jax.Array:
-  """float32 logits [B, T, V] of hidden states x [B, T, D]; w is [V, D] if tied, else [D, V]."""
+  """float32 logits [..., V] of hidden states x [..., D]; w is [V, D] if tied, else [D, V]."""
   w = w.astype(x.dtype)
-  spec = "btd,vd->btv" if tied else "btd,dv->btv"
+  spec = "...d,vd->...v" if tied else "...d,dv->...v"
   return jnp.einsum(spec, x, w, preferred_element_type=jnp.float32).astype(jnp.float32)
 
 
 def head_logits(params: Params, x: jax.Array, *, cfg: ModelConfig) -> jax.Array:
-  """The vocabulary head alone: final hidden states x [B, T, D] -> float32 logits [B, T, V].
+  """The vocabulary head alone: final hidden states x [..., D] -> float32 logits [..., V].
 
   Equal to `forward`'s logits for the hidden states `forward(..., hidden_only=True)` returns;
-  the GRPO update applies it to chunks of the completion so [B, T, V] never exists whole.
+  the GRPO update applies it to chunks of the completion so [B, T, V] never exists whole, and
+  the sampler to the last position of each row.
   """
   if cfg.tie_embeddings:
     return _head(x, params["model"]["embed_tokens"]["embedding"], True)
-  head = params["lm_head"]
-  return _head(x, head["kernel"] if isinstance(head, dict) else head, False)
+  return _head(x, params["lm_head"]["kernel"], False)
+
+
+# --- param declarations (init only) ------------------------------------------------------
+# Flax modules that only declare the params, with their initialisers and logical axes; the
+# module names give the HF-mirroring param paths and Flax's per-path RNG streams.
+
+
+class _DeclDense(nn.Module):
+  features: int
+  names: tuple[str, str]
+  bias: bool
+  param_dtype: Any
+
+  @nn.compact
+  def __call__(self, in_features: int):
+    self.param("kernel", _init(self.names), (in_features, self.features), self.param_dtype)
+    if self.bias:
+      self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, self.names[1:]),
+                 (self.features,), self.param_dtype)
+
+
+class _DeclNorm(nn.Module):
+  plus_one: bool
+  param_dtype: Any
+
+  @nn.compact
+  def __call__(self, width: int):
+    init = nn.initializers.zeros if self.plus_one else nn.initializers.ones
+    self.param("weight", nn.with_logical_partitioning(init, ("norm",)), (width,),
+               self.param_dtype)
+
+
+class _DeclBlock(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, carry, _):
+    cfg = self.cfg
+    norm = functools.partial(_DeclNorm, cfg.norm_plus_one, _dtype(cfg.param_dtype))
+    norm(name="input_layernorm")(cfg.hidden_size)
+    _DeclAttention(cfg, name="self_attn")()
+    _DeclMLP(cfg, name="mlp")()
+    norm(name="post_attention_layernorm")(cfg.hidden_size)
+    return carry, None
+
+
+class _DeclAttention(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self):
+    cfg = self.cfg
+    d, n, k, h = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    pd = _dtype(cfg.param_dtype)
+    _DeclDense(n * h, ("embed", "q_heads"), cfg.qkv_bias, pd, name="q_proj")(d)
+    _DeclDense(k * h, ("embed", "kv_heads"), cfg.qkv_bias, pd, name="k_proj")(d)
+    _DeclDense(k * h, ("embed", "kv_heads"), cfg.qkv_bias, pd, name="v_proj")(d)
+    if cfg.qk_norm:
+      _DeclNorm(cfg.norm_plus_one, pd, name="q_norm")(h)
+      _DeclNorm(cfg.norm_plus_one, pd, name="k_norm")(h)
+    _DeclDense(d, ("q_heads", "embed"), False, pd, name="o_proj")(n * h)
+
+
+class _DeclMLP(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self):
+    cfg = self.cfg
+    d, f, pd = cfg.hidden_size, cfg.intermediate_size, _dtype(cfg.param_dtype)
+    _DeclDense(f, ("embed", "mlp"), False, pd, name="gate_proj")(d)
+    _DeclDense(f, ("embed", "mlp"), False, pd, name="up_proj")(d)
+    _DeclDense(d, ("mlp", "embed"), False, pd, name="down_proj")(f)
+
+
+class _DeclDecoder(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self):
+    cfg = self.cfg
+    pd = _dtype(cfg.param_dtype)
+    self_embed = nn.Embed(cfg.vocab_size, cfg.hidden_size, param_dtype=pd,
+                          embedding_init=_init(("vocab", "embed")), name="embed_tokens")
+    self_embed(jnp.zeros((1, 1), jnp.int32))
+    stack = nn.scan(_DeclBlock, variable_axes={"params": 0}, split_rngs={"params": True},
+                    length=cfg.num_layers, metadata_params={nn.PARTITION_NAME: "layers"})
+    stack(cfg, name="layers")(jnp.zeros(()), None)
+    _DeclNorm(cfg.norm_plus_one, pd, name="norm")(cfg.hidden_size)
+
+
+class _DeclTransformer(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self):
+    cfg = self.cfg
+    _DeclDecoder(cfg, name="model")()
+    if not cfg.tie_embeddings:
+      self.param("lm_head", _init(("embed", "vocab")), (cfg.hidden_size, cfg.vocab_size),
+                 _dtype(cfg.param_dtype))
 
 
 def _lm_head_rename(params: Params) -> Params:
@@ -285,20 +374,8 @@ def _lm_head_rename(params: Params) -> Params:
   return params
 
 
-def _flax_params(params: Params) -> Params:
-  if "lm_head" in params and isinstance(params["lm_head"], dict):
-    params = dict(params)
-    params["lm_head"] = params["lm_head"]["kernel"]
-  return params
-
-
-def _dummy_inputs(cfg: ModelConfig):
-  tokens = jnp.zeros((1, 1), jnp.int32)
-  return tokens, jnp.zeros((1, 1), jnp.int32), jnp.ones((1, 1, 1), bool)
-
-
 def _boxed_init(cfg: ModelConfig, key: jax.Array):
-  return Transformer(cfg).init(key, *_dummy_inputs(cfg))["params"]
+  return _DeclTransformer(cfg).init(key)["params"]
 
 
 def init(cfg: ModelConfig, key: jax.Array) -> Params:
@@ -321,38 +398,29 @@ def count_params(params: Params) -> int:
   return sum(math.prod(x.shape) for x in jax.tree.leaves(params))
 
 
-def init_cache(cfg: ModelConfig, batch: int, max_len: int, dtype: Any = None) -> Cache:
-  """An empty KV cache with `max_len` slots per row.
+def positions_from_mask(mask: jax.Array) -> jax.Array:
+  """RoPE positions [B, T] of a left-padded mask [B, T]: 0 at each row's first real token.
 
-  Fields: k, v [L, B, S, K, H]; mask [B, S] (which slots hold real tokens); index () int32
-  (next slot to write, shared by all rows); pos [B] int32 (next position of each row).
+  Pads before a row's first token sit at position 0; they are never attended to.
   """
-  dtype = _dtype(cfg.dtype) if dtype is None else dtype
-  shape = (cfg.num_layers, batch, max_len, cfg.num_kv_heads, cfg.head_dim)
-  return {
-      "k": jnp.zeros(shape, dtype),
-      "v": jnp.zeros(shape, dtype),
-      "mask": jnp.zeros((batch, max_len), bool),
-      "index": jnp.zeros((), jnp.int32),
-      "pos": jnp.zeros((batch,), jnp.int32),
-  }
+  return jnp.maximum(jnp.cumsum(mask, axis=1, dtype=jnp.int32) - 1, 0)
 
 
 def forward(params: Params, tokens: jax.Array, *, cfg: ModelConfig,
-            positions: jax.Array | None = None, cache: Cache | None = None,
-            attention_mask: jax.Array | None = None,
+            positions: jax.Array | None = None, attention_mask: jax.Array | None = None,
             logits_last: int | None = None,
-            hidden_only: bool = False) -> tuple[jax.Array, Cache | None]:
-  """Runs the model on tokens [B, T]; returns float32 logits [B, T, V] and the updated cache.
+            hidden_only: bool = False) -> tuple[jax.Array, None]:
+  """Runs the model on whole sequences tokens [B, T]; returns float32 logits [B, T, V].
+
+  The training and scoring path (teacher forcing). Decoding with a KV cache runs the same
+  `block` through r1jax/sampler.py with r1jax/models/kv_cache.py's attention.
 
   Args:
     params: the nested param dict from `init` or `models.load`.
     tokens: int32 [B, T] token ids.
     cfg: the model's architecture.
-    positions: int32 [B, T] RoPE positions; by default counted from `attention_mask` (and the
-      cache's per-row position), so left padding does not shift positions.
-    cache: a KV cache from `init_cache` (or a previous call); the T tokens are written at
-      slots [cache.index, cache.index + T) and attend to every valid earlier slot.
+    positions: int32 [B, T] RoPE positions; by default counted from `attention_mask`, so left
+      padding does not shift positions.
     attention_mask: bool [B, T], True on real tokens; pad tokens are never attended to.
     logits_last: if set (a Python int n <= T), logits only for the last n positions, [B, n, V]:
       a GRPO update needs them for the completion alone, and the head over a 50k-150k
@@ -361,8 +429,8 @@ def forward(params: Params, tokens: jax.Array, *, cfg: ModelConfig,
       instead of logits; `head_logits` turns them into logits.
 
   Returns:
-    (logits [B, T, V] float32 (or [B, n, V], or hidden states), new cache or None when `cache`
-    was None).
+    (logits [B, T, V] float32 (or [B, n, V], or hidden states), None). The second element
+    keeps the (logits, cache) shape of callers written for a cache-returning forward.
   """
   if logits_last is not None and not (isinstance(logits_last, int) and
                                        0 < logits_last <= tokens.shape[1]):
@@ -370,27 +438,15 @@ def forward(params: Params, tokens: jax.Array, *, cfg: ModelConfig,
                      f"{logits_last!r}")
   b, t = tokens.shape
   mask = jnp.ones((b, t), bool) if attention_mask is None else attention_mask.astype(bool)
-  if cache is None:
-    index = jnp.zeros((), jnp.int32)
-    start = jnp.zeros((b,), jnp.int32)
-    kv_valid = mask
-  else:
-    index = cache["index"]
-    start = cache["pos"]
-    kv_valid = jax.lax.dynamic_update_slice(cache["mask"], mask, (0, index))
   if positions is None:
-    positions = start[:, None] + jnp.maximum(jnp.cumsum(mask, axis=1, dtype=jnp.int32) - 1, 0)
-    # Rows that have not started yet (only pads so far) stay at position `start`.
-  s = kv_valid.shape[1]
-  q_slot = index + jnp.arange(t)
-  allowed = kv_valid[:, None, :] & (jnp.arange(s)[None, None, :] <= q_slot[None, :, None])
-  k_cache = None if cache is None else cache["k"]
-  v_cache = None if cache is None else cache["v"]
-  logits, new_k, new_v = Transformer(cfg).apply(
-      {"params": _flax_params(params)}, tokens, positions, allowed, index, k_cache, v_cache,
-      logits_last, hidden_only)
-  if cache is None:
-    return logits, None
-  new_cache = {"k": new_k, "v": new_v, "mask": kv_valid, "index": index + t,
-               "pos": start + mask.sum(axis=1, dtype=jnp.int32)}
-  return logits, new_cache
+    positions = positions_from_mask(mask)
+  allowed = mask[:, None, :] & jnp.tril(jnp.ones((t, t), bool))[None]  # [B, T, S = T]
+  attend = lambda q, k, v: (masked_attention(q, k, v, allowed, cfg=cfg), None)
+  x = nn.with_logical_constraint(embed(params, tokens, cfg), ACT_AXES)
+  x, _ = run_layers(params["model"]["layers"], x, positions, attend, cfg=cfg, remat=True)
+  x = rms_norm(params["model"]["norm"], x, cfg)
+  if logits_last is not None:  # Only the last positions need the (large) vocabulary head.
+    x = x[:, -logits_last:]
+  if hidden_only:  # The caller applies the head itself (in chunks: see `head_logits`).
+    return x, None
+  return head_logits(params, x, cfg=cfg), None
