@@ -14,7 +14,7 @@ from jax.sharding import PartitionSpec as P
 
 from r1jax import config
 from r1jax import sharding
-from r1jax.models import ModelConfig, transformer
+from r1jax.models import ModelConfig, kv_cache, transformer
 from r1jax.models.presets import get_preset
 
 BATCH = ("data", "fsdp")
@@ -116,17 +116,15 @@ def test_batch_and_cache_specs():
   assert sharding.batch_spec((8, 12), SIZES) == P(BATCH, None)
   assert sharding.batch_spec((8,), SIZES) == P(BATCH)
   assert sharding.batch_spec((6, 12), SIZES) == P(None, None)
-  cache = jax.eval_shape(lambda: transformer.init_cache(ModelConfig(), 8, 16))
+  cache = kv_cache.abstract_cache(ModelConfig(), 8, 16, prompts=8, prompt_len=8)
   specs = sharding.cache_specs(cache, SIZES)
-  assert specs["k"] == P(None, BATCH, None, "tensor", None)
-  assert specs["mask"] == P(BATCH, None)
-  assert specs["pos"] == P(BATCH)
-  assert specs["index"] == P()
+  assert specs["k"] == P(None, BATCH, "tensor", None, None)
+  assert specs["prompt_v"] == P(None, BATCH, "tensor", None, None)
   # K = 2 kv heads do not split 4 ways: that dim is replicated, the batch still splits.
   specs4 = sharding.cache_specs(cache, {"data": 2, "fsdp": 1, "tensor": 4})
   assert specs4["k"] == P(None, BATCH, None, None, None)
   with pytest.raises(ValueError, match="unknown KV cache fields \\['extra'\\]"):
-    sharding.cache_specs({**cache, "extra": cache["pos"]}, SIZES)
+    sharding.cache_specs({**cache, "extra": cache["k"]}, SIZES)
 
 
 def test_optimizer_state_specs_mirror_params_and_replicate_the_rest():
