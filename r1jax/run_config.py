@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any, Literal
 
 from r1jax.grpo_config import GRPOConfig
+from r1jax.lora import LoRAConfig
 from r1jax.models.config import ModelConfig
 from r1jax.sampler import SamplingConfig
 from r1jax.sharding import MeshConfig
@@ -125,6 +126,9 @@ class Config:
   rollout_chunk: int = 0
   num_steps: int = 100  # RL steps.
   optim: OptimConfig = OptimConfig()  # The RL optimizer.
+  # Low-rank adapters (rank > 0): RL trains only them, on the frozen loaded (or stage-1)
+  # weights, which are also the KL reference; SFT, when configured, stays full fine-tuning.
+  lora: LoRAConfig = LoRAConfig()
   ref_reset_every: int = 0  # Reset the reference to the policy every N steps (R1: 400); 0 never.
   # The frozen reference's storage dtype ("bfloat16" halves its memory; its logprobs are then
   # those of the rounded weights); "" = the policy's param dtype. Norm weights keep theirs.
@@ -170,5 +174,9 @@ class Config:
     if self.ref_dtype not in ("", "float32", "bfloat16", "float16"):
       raise ValueError(f"Config.ref_dtype must be one of float32, bfloat16, float16 or \"\" (the "
                        f"params' dtype), got {self.ref_dtype!r}")
+    if self.lora.enabled and (self.ref_reset_every or self.ref_dtype):
+      raise ValueError(f"Config.ref_reset_every ({self.ref_reset_every}) and ref_dtype "
+                       f"({self.ref_dtype!r}) must be 0 and \"\" with LoRA (lora.rank="
+                       f"{self.lora.rank}): the reference is the frozen base model itself")
     if self.max_sampling_rounds < 1:
       raise ValueError(f"Config.max_sampling_rounds must be >= 1, got {self.max_sampling_rounds}")
