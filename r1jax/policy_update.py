@@ -17,7 +17,8 @@ advantages. What one step does, in the papers' terms:
      means by its sequences.
 
 Every logprob (trainer, reference, KL, the sampler's) is of softmax(logits / T) at the
-rollout's sampling temperature T. Names elsewhere: U is TRL's `steps_per_generation` and veRL's
+rollout's sampling temperature T. With LoRA (`Config.lora.rank` > 0) the updated tree is the
+adapters, the frozen base comes along as `base`, and the reference is that base itself. Names elsewhere: U is TRL's `steps_per_generation` and veRL's
 train_batch_size / ppo_mini_batch_size; `minibatch_size` is TRL's per-device train batch and
 veRL's ppo_micro_batch_size; mu is TRL's `num_iterations` and veRL's `ppo_epochs`.
 """
@@ -71,17 +72,23 @@ class PolicyUpdater:
     micro = cfg.minibatch_size or self.rows_per_update
     t_new = cfg.sampling.max_new_tokens
     temperature = training_temperature(cfg)
+    lora = cfg.lora if cfg.lora.enabled else None
     self._update = train_step.make_grpo_update(
         model_cfg, self._grpo, tx, t_new=t_new,
-        num_microbatches=self.rows_per_update // micro, temperature=temperature)
-    self._logprobs = train_step.make_logprobs(model_cfg, t_new, self.rows // micro, temperature)
+        num_microbatches=self.rows_per_update // micro, temperature=temperature, lora=lora)
+    # The policy's logprobs (merging adapters into the base with LoRA) and plain ones for a
+    # full set of weights: the reference (with LoRA: the base itself).
+    self._logprobs = train_step.make_logprobs(model_cfg, t_new, self.rows // micro, temperature,
+                                              lora=lora)
+    self._plain_logprobs = (self._logprobs if lora is None else train_step.make_logprobs(
+        model_cfg, t_new, self.rows // micro, temperature))
 
   def _place(self, host: train_step.Batch) -> train_step.Batch:
     return sharding.global_batch(
         host, sharding.batch_shardings(host, self._mesh, self._cfg.mesh.rules))
 
-  def _teacher_forced(self, params, full: train_step.Batch) -> np.ndarray:
-    return sharding.to_host(self._logprobs(params, full.tokens, full.attn_mask))
+  def _teacher_forced(self, params, full: train_step.Batch, base: Any = None) -> np.ndarray:
+    return sharding.to_host(self._logprobs(params, full.tokens, full.attn_mask, base))
 
   def _order(self, key: jax.Array, it: int) -> np.ndarray:
     if self.num_updates == 1:  # One mini-batch: its row order changes nothing but rounding.
@@ -89,17 +96,20 @@ class PolicyUpdater:
     return np.asarray(jax.random.permutation(jax.random.fold_in(key, it), self.rows))
 
   def __call__(self, params: Any, opt_state: Any, ref_params: Any, host: train_step.Batch, *,
-               key: jax.Array, step: int, where: str) -> tuple[Any, Any, dict[str, float]]:
+               key: jax.Array, step: int, where: str,
+               base: Any = None) -> tuple[Any, Any, dict[str, float]]:
     """Runs the U x mu optimizer steps of one rollout.
 
     Args:
-      params, opt_state: the policy and its optimizer state (donated).
-      ref_params: the frozen reference (used when grpo.kl_coef > 0).
+      params, opt_state: the policy and its optimizer state (donated); with LoRA, the
+        adapters and theirs.
+      ref_params: the frozen reference (used when grpo.kl_coef > 0); with LoRA, pass `base`.
       host: the rollout as numpy arrays [B, ...] (old/ref logprobs are filled in here;
         `sampler_logprobs` holds the sampler's).
       key: the shuffling key of this step.
       step: the training step, for error messages.
       where: where the last good checkpoint lives, for error messages.
+      base: with LoRA, the frozen weights the adapters are merged into (required then).
 
     Returns:
       (params, opt_state, metrics): the metrics of all optimizer steps combined (loss and
@@ -107,14 +117,18 @@ class PolicyUpdater:
       count, advantage statistics over the rollout and `logprob_gap/max`.
     """
     g = self._grpo
+    if self._cfg.lora.enabled and base is None:
+      raise ValueError("PolicyUpdater: Config.lora.rank > 0, so params are adapters and the "
+                       "frozen base weights must be passed as base=")
     full = None
     if g.kl_coef > 0 or (self.num_updates > 1 and g.old_logprobs == "trainer"):
       full = self._place(host)
-    ref = self._teacher_forced(ref_params, full) if g.kl_coef > 0 else host.ref_logprobs
+    ref = (sharding.to_host(self._plain_logprobs(ref_params, full.tokens, full.attn_mask))
+           if g.kl_coef > 0 else host.ref_logprobs)
     if g.old_logprobs == "sampler":
       old = host.sampler_logprobs
     elif self.num_updates > 1:
-      old = self._teacher_forced(params, full)
+      old = self._teacher_forced(params, full, base)
     else:
       old = None  # The single step computes it (on-policy); kept for the later passes.
     first = seen = None  # The first step's logprobs: still on the rollout's params.
@@ -129,7 +143,8 @@ class PolicyUpdater:
             take(host.tokens), take(host.attn_mask), take(host.loss_mask),
             take(host.advantages), take(host.old_logprobs if on_policy else old),
             take(ref), take(host.sampler_logprobs))
-        params, opt_state, m, logp = self._update(params, opt_state, self._place(mb), on_policy)
+        params, opt_state, m, logp = self._update(params, opt_state, self._place(mb), on_policy,
+                                                  base)
         m = {k: float(v) for k, v in jax.device_get(m).items()}
         if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
           raise FloatingPointError(

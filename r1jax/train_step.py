@@ -14,6 +14,10 @@ float32 over `num_microbatches` micro-batches (lax.scan, so memory holds one mic
 activations), each normalised by the whole mini-batch's denominator (`grpo.loss_normalizer`),
 so the step equals the one over the whole mini-batch at once. Every logprob is of the tempered
 distribution softmax(logits / T) that the rollout sampled from.
+
+With LoRA (`lora` given) the learned tree is the adapters and the frozen base rides along as
+an extra argument: the model runs on `lora.merge(base, adapters)`, built inside the loss of
+each micro-batch, so gradients (and the optimizer) see the adapters only.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 import optax
 
 from r1jax import grpo
+from r1jax import lora as lora_lib
 from r1jax.grpo_config import GRPOConfig
 from r1jax.models import transformer
 from r1jax.models.config import ModelConfig
@@ -187,14 +192,27 @@ def _split(x: jax.Array, num: int) -> jax.Array:
   return nn.with_logical_constraint(x, (None, "act_batch") + (None,) * (x.ndim - 2))
 
 
+def _effective(lora: lora_lib.LoRAConfig | None) -> Callable:
+  """(learned, frozen) -> the params the model runs on: the learned tree, or base + adapters."""
+  if lora is None or not lora.enabled:
+    return lambda learned, frozen: learned
+  return lambda adapters, base: lora_lib.merge(base, adapters, lora)
+
+
 def make_logprobs(model_cfg: ModelConfig, t_new: int, num_microbatches: int,
-                  temperature: float = 1.0) -> Callable:
-  """jit(params, tokens, attn_mask) -> logprobs [B, Tn], one micro-batch at a time.
+                  temperature: float = 1.0, lora: lora_lib.LoRAConfig | None = None
+                  ) -> Callable:
+  """jit(params, tokens, attn_mask, frozen=None) -> logprobs [B, Tn], a micro-batch at a time.
 
   The reference model's logprobs, and pi_old on the rollout's params before its first step.
+  With `lora`, `params` are the adapters and `frozen` the base they are merged into.
   """
+  effective = _effective(lora)
+
   @jax.jit
-  def logprobs(params, tokens, attn_mask):
+  def logprobs(params, tokens, attn_mask, frozen=None):
+    params = effective(params, frozen)
+
     def one(_, mb):
       return None, completion_logprobs(params, *mb, cfg=model_cfg, t_new=t_new,
                                        temperature=temperature)
@@ -205,11 +223,18 @@ def make_logprobs(model_cfg: ModelConfig, t_new: int, num_microbatches: int,
 
 
 def _grads_fn(model_cfg: ModelConfig, grpo_cfg: GRPOConfig, *, t_new: int,
-              num_microbatches: int, temperature: float) -> Callable:
-  """(params, batch, on_policy) -> (float32 grads, metrics, logprobs [B, Tn]), traceable."""
-  use_ref = grpo_cfg.kl_coef > 0
+              num_microbatches: int, temperature: float,
+              lora: lora_lib.LoRAConfig | None = None) -> Callable:
+  """(params, batch, on_policy, frozen) -> (float32 grads, metrics, logprobs [B, Tn]).
 
-  def loss_fn(params, mb: Batch, normalizer, on_policy):
+  Traceable. With `lora`, `params` are the adapters (the gradient's tree) and `frozen` the
+  base; the merge happens per micro-batch, so only the adapters' gradient is accumulated.
+  """
+  use_ref = grpo_cfg.kl_coef > 0
+  effective = _effective(lora)
+
+  def loss_fn(learned, frozen, mb: Batch, normalizer, on_policy):
+    params = effective(learned, frozen)
     # Entropies always feed the `entropy` metric; they carry a gradient only when the loss
     # has an entropy term.
     logp, ent = completion_token_stats(
@@ -223,11 +248,11 @@ def _grads_fn(model_cfg: ModelConfig, grpo_cfg: GRPOConfig, *, t_new: int,
 
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-  def grads(params, batch: Batch, on_policy: bool):
+  def grads(params, batch: Batch, on_policy: bool, frozen=None):
     normalizer = grpo.loss_normalizer(batch.loss_mask, cfg=grpo_cfg)
 
     def one(acc, mb):
-      (_, (metrics, logp)), g = grad_fn(params, mb, normalizer, on_policy)
+      (_, (metrics, logp)), g = grad_fn(params, frozen, mb, normalizer, on_policy)
       # Summed in float32 whatever the param dtype: 16-32 bf16 additions would lose the
       # low bits of every micro-batch's share.
       return jax.tree.map(lambda a, x: a + x.astype(jnp.float32), acc, g), (metrics, logp)
@@ -241,34 +266,39 @@ def _grads_fn(model_cfg: ModelConfig, grpo_cfg: GRPOConfig, *, t_new: int,
 
 
 def make_grpo_grads(model_cfg: ModelConfig, grpo_cfg: GRPOConfig, *, t_new: int,
-                    num_microbatches: int, temperature: float = 1.0) -> Callable:
-  """jit(params, batch, on_policy) -> (float32 grads, metrics, logprobs [B, Tn]).
+                    num_microbatches: int, temperature: float = 1.0,
+                    lora: lora_lib.LoRAConfig | None = None) -> Callable:
+  """jit(params, batch, on_policy, frozen=None) -> (float32 grads, metrics, logprobs [B, Tn]).
 
   The gradient of one optimizer step's loss, accumulated over micro-batches; see
-  `make_grpo_update` for `on_policy`.
+  `make_grpo_update` for `on_policy`, and for `lora` and `frozen`.
   """
   fn = _grads_fn(model_cfg, grpo_cfg, t_new=t_new, num_microbatches=num_microbatches,
-                 temperature=temperature)
+                 temperature=temperature, lora=lora)
   return jax.jit(fn, static_argnums=(2,))
 
 
 def make_grpo_update(model_cfg: ModelConfig, grpo_cfg: GRPOConfig,
                      tx: optax.GradientTransformation, *, t_new: int, num_microbatches: int,
-                     temperature: float = 1.0) -> Callable:
-  """Builds jit(params, opt_state, batch, on_policy) -> (params, opt_state, metrics, logprobs).
+                     temperature: float = 1.0,
+                     lora: lora_lib.LoRAConfig | None = None) -> Callable:
+  """Builds jit(params, opt_state, batch, on_policy, frozen=None) -> (params, opt_state,
+  metrics, logprobs).
 
   One optimizer step over `batch` (a mini-batch). `on_policy` (static) means the batch was
   sampled from these very params and this is the rollout's only step before pi_old is known
   (one update per rollout): the old logprobs are then the stop-gradient of the current ones,
   which saves a forward pass. The returned logprobs [B, Tn] are the current policy's (before
   the step), to be pi_old of later passes. `temperature` is the rollout's sampling temperature.
+  With `lora`, `params` and `opt_state` are the adapters' and `frozen` is the base (read, not
+  donated, not updated).
   """
   grads_fn = _grads_fn(model_cfg, grpo_cfg, t_new=t_new, num_microbatches=num_microbatches,
-                       temperature=temperature)
+                       temperature=temperature, lora=lora)
 
   @functools.partial(jax.jit, static_argnums=(3,), donate_argnums=(0, 1))
-  def update(params, opt_state, batch: Batch, on_policy: bool):
-    grads, metrics, logps = grads_fn(params, batch, on_policy)
+  def update(params, opt_state, batch: Batch, on_policy: bool, frozen=None):
+    grads, metrics, logps = grads_fn(params, batch, on_policy, frozen)
     metrics["grad_norm"] = optax.tree.norm(grads)
     # The optimizer state was made from the params, so it sees grads of their dtype.
     grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)
