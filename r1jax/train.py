@@ -31,11 +31,13 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 
 from r1jax import analysis as analysis_lib
 from r1jax import checkpoint as checkpoint_lib
 from r1jax import config as config_lib
 from r1jax import grpo
+from r1jax import lora as lora_lib
 from r1jax import metrics as metrics_lib
 from r1jax import policy_update as policy_update_lib
 from r1jax import rollout as rollout_lib
@@ -52,7 +54,9 @@ from r1jax.tokenizer import load_tokenizer
 __all__ = ["run", "load_policy", "evaluate_batch"]
 
 # Key streams: separate fold_in tags keep init, SFT data, rollouts and evals independent.
-_INIT, _ROLLOUT, _EVAL, _SHUFFLE = 0, 1, 2, 3
+_INIT, _ROLLOUT, _EVAL, _SHUFFLE, _LORA = 0, 1, 2, 3, 4
+# With LoRA, the frozen base when the workdir is its only source (after SFT or random init).
+BASE_DIR = "base_params"
 _NUMERICS = ("dtype", "param_dtype", "remat")
 
 
@@ -144,11 +148,13 @@ def _no_shaping():
 _NO_SHAPING = _no_shaping()
 
 
-def _state(params, opt_state, ref_params, key, mesh=None) -> dict[str, Any]:
+def _state(params, opt_state, ref_params, key, mesh=None, *, lora: bool = False
+           ) -> dict[str, Any]:
+  """The checkpointed arrays; with LoRA `params` are the adapters (the base is not saved)."""
   key_data = jax.random.key_data(key)
   if mesh is not None:  # Replicated over the mesh: one global array that orbax saves once.
     key_data = jax.device_put(key_data, sharding.replicated(mesh))
-  state = {"params": params, "opt_state": opt_state, "key": key_data}
+  state = {"adapters" if lora else "params": params, "opt_state": opt_state, "key": key_data}
   if ref_params is not None:
     state["ref_params"] = ref_params
   return state
@@ -221,10 +227,21 @@ class _Run:
   updater: policy_update_lib.PolicyUpdater
   ckpt: checkpoint_lib.Checkpointer
   sample_sh: Any  # The sampler's own param shardings (MeshConfig.sample_rules), or None.
+  # LoRA: jit(key) -> fresh adapters, and jit(base, adapters) -> the merged params.
+  adapter_init: Any = None
+  merge: Any = None
 
   @property
   def use_ref(self) -> bool:
     return self.cfg.grpo.kl_coef > 0
+
+  @property
+  def lora(self) -> bool:
+    return self.cfg.lora.enabled
+
+  def policy(self, params, base):
+    """The weights the policy samples with: the params, or the base with adapters merged."""
+    return params if base is None else self.merge(base, params)
 
 
 def _setup(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, is_main: bool):
@@ -240,9 +257,19 @@ def _setup(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, is_main:
   stream = task.stream(seed=cfg.seed)
   tx, schedule = train_step.make_optimizer(
       cfg.optim, cfg.num_steps * policy_update_lib.updates_per_step(cfg))
-  param_sh = jax.tree.map(lambda x: x.sharding, params)
+  adapter_init = merge = None
+  learned = params
+  if cfg.lora.enabled:  # The optimizer (and its state) sees only the adapters.
+    adapter_sh = lora_lib.adapter_shardings(model_cfg, cfg.lora, mesh, cfg.mesh.rules)
+    adapter_init = jax.jit(lambda k: lora_lib.init_adapters(model_cfg, cfg.lora, k),
+                           out_shardings=adapter_sh)
+    learned = lora_lib.abstract_adapters(model_cfg, cfg.lora)
+    param_sh = adapter_sh
+    merge = jax.jit(lambda base, adapters: lora_lib.merge(base, adapters, cfg.lora))
+  else:
+    param_sh = jax.tree.map(lambda x: x.sharding, params)
   opt_init = jax.jit(tx.init, out_shardings=sharding.opt_state_shardings(
-      tx, param_sh, jax.eval_shape(lambda: params)))
+      tx, param_sh, jax.eval_shape(lambda: learned)))
   run = _Run(cfg=cfg, workdir=workdir, mesh=mesh, is_main=is_main, root=root,
              model_cfg=model_cfg, tokenizer=tokenizer, sampling=_sampling(cfg, tokenizer),
              task=task, stream=stream, schedule=schedule, opt_init=opt_init,
@@ -251,16 +278,67 @@ def _setup(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, is_main:
                                               keep=cfg.checkpoint.keep,
                                               async_save=cfg.checkpoint.async_save),
              sample_sh=(None if cfg.mesh.sample_rules is None else
-                        sharding.param_shardings(model_cfg, mesh, cfg.mesh.sample_rules)))
+                        sharding.param_shardings(model_cfg, mesh, cfg.mesh.sample_rules)),
+             adapter_init=adapter_init, merge=merge)
   return run, params
 
 
-def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any, dict[str, float]]:
+def _sft(run: _Run, params, writer_log) -> tuple[Any, dict[str, float]]:
+  """The cold-start stage (full fine-tuning, its own optimizer): (params, final metrics)."""
+  cfg = run.cfg
+  if not cfg.sft.steps:
+    return params, {}
+  sft_tx, _ = train_step.make_optimizer(cfg.sft.optim, cfg.sft.steps)
+  params, _, sft_metrics = sft_lib.run_sft(
+      params, sft_tx.init(params), model_cfg=run.model_cfg, tokenizer=run.tokenizer,
+      cfg=cfg.sft, apply_update=train_step.make_apply_update(sft_tx),
+      stream=rollout_lib.ExampleStream(sft_lib.sft_source(cfg.sft, seed=cfg.seed),
+                                       seed=cfg.seed),
+      log=writer_log)
+  return params, sft_metrics
+
+
+def _begin_lora(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any, Any,
+                                                        dict[str, float]]:
+  """Phase 2 with LoRA: `params` become the frozen base; fresh or restored adapters.
+
+  The base is the loaded checkpoint, or (after SFT or from random init) the workdir's own
+  copy in BASE_DIR, written once before step 0; checkpoints then hold only the adapters.
+  """
+  cfg = run.cfg
+  adapters = run.adapter_init(jax.random.fold_in(run.root, _LORA))
+  opt_state = run.opt_init(adapters)
+  base_dir = (run.workdir / BASE_DIR).absolute()
+  restored = run.ckpt.restore_latest(_state(adapters, opt_state, None, run.root, run.mesh,
+                                            lora=True))
+  if restored:
+    start, state = restored
+    if base_dir.is_dir():
+      target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                            params)
+      with ocp.StandardCheckpointer() as reader:
+        params = reader.restore(base_dir, target)
+    run.stream.restore(state["meta"]["data_position"])
+    return start, state["adapters"], state["opt_state"], params, params, {}
+  params, sft_metrics = _sft(run, params, writer_log)
+  if cfg.sft.steps or not cfg.model_path:
+    with ocp.StandardCheckpointer() as writer:
+      writer.save(base_dir, params, force=True)
+  run.ckpt.save(0, _state(adapters, opt_state, None, run.root, run.mesh, lora=True),
+                meta={"data_position": run.stream.position}, force=True)
+  # The reference is the base itself (when a KL term needs one): no copy.
+  return 0, adapters, opt_state, params if run.use_ref else None, params, sft_metrics
+
+
+def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any, Any, dict[str, float]]:
   """Phase 2: restore the latest checkpoint, or run the cold-start SFT and save step 0.
 
-  Returns (start step, params, optimizer state, reference params or None, the SFT stage's
-  final metrics: empty when resuming or without SFT).
+  Returns (start step, learned params (the adapters with LoRA), optimizer state, reference
+  params or None, the frozen base (LoRA) or None, the SFT stage's final metrics: empty when
+  resuming or without SFT).
   """
+  if run.lora:
+    return _begin_lora(run, params, writer_log)
   cfg = run.cfg
   opt_state = run.opt_init(params)
   # The restore target only lends its structure and shardings: the policy's, in the
@@ -272,17 +350,11 @@ def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any, dict[str,
   if restored:
     start, state = restored
     run.stream.restore(state["meta"]["data_position"])
-    return start, state["params"], state["opt_state"], state.get("ref_params"), {}
+    return start, state["params"], state["opt_state"], state.get("ref_params"), None, {}
   sft_metrics: dict[str, float] = {}
   ref_params = _reference(params, cfg.ref_dtype) if run.use_ref else None
   if cfg.sft.steps:
-    sft_tx, _ = train_step.make_optimizer(cfg.sft.optim, cfg.sft.steps)
-    params, _, sft_metrics = sft_lib.run_sft(
-        params, sft_tx.init(params), model_cfg=run.model_cfg, tokenizer=run.tokenizer,
-        cfg=cfg.sft, apply_update=train_step.make_apply_update(sft_tx),
-        stream=rollout_lib.ExampleStream(sft_lib.sft_source(cfg.sft, seed=cfg.seed),
-                                         seed=cfg.seed),
-        log=writer_log)
+    params, sft_metrics = _sft(run, params, writer_log)
     ref_params = _reference(params, cfg.ref_dtype) if run.use_ref else None
     opt_state = run.opt_init(params)
   # Stage 1's final metrics ride with step 0: a run resumed there writes step 0's record again.
@@ -290,7 +362,7 @@ def _begin(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any, dict[str,
                 meta={"data_position": run.stream.position,
                       "sft": {k: v for k, v in sft_metrics.items() if np.isfinite(v)}},
                 force=True)
-  return 0, params, opt_state, ref_params, sft_metrics
+  return 0, params, opt_state, ref_params, None, sft_metrics
 
 
 def _make_evaluator(run: _Run) -> Callable[[Any, int], dict[str, float]] | None:
@@ -382,7 +454,7 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
     writer = metrics_lib.MetricsWriter(workdir, tensorboard=cfg.tensorboard,
                                        process_index=jax.process_index(),
                                        resume_step=start_guess, trackers=trackers)
-    start, params, opt_state, ref_params, sft_metrics = _begin(
+    start, params, opt_state, ref_params, base, sft_metrics = _begin(
         run, params, lambda s, m: writer.log_console(f"sft {s}/{cfg.sft.steps}", m))
     evaluate = _make_evaluator(run)
     checkpoint_lib.install_preemption_handler()
@@ -391,18 +463,21 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
     if start == 0 and resumed:  # Stage 1's final metrics were saved with step 0.
       sft_metrics = run.ckpt.metadata(0).get("sft", {})
     if start == 0 and (evaluate or sft_metrics):  # Stage 1's end and the held-out baseline.
-      writer.write(0, {**sft_metrics, **(evaluate(params, 0) if evaluate else {})})
+      writer.write(0, {**sft_metrics,
+                       **(evaluate(run.policy(params, base), 0) if evaluate else {})})
     step = start
     for step in range(start + 1, end + 1):
       t0 = time.perf_counter()
-      ro, metrics = _rollout(run, params, step)
+      # With LoRA the adapters are merged into a copy of the weights once per rollout; the
+      # sampler then decodes at the base model's speed, and the copy goes after the rollout.
+      ro, metrics = _rollout(run, run.policy(params, base), step)
       t_rollout = time.perf_counter() - t0
       adv = np.asarray(grpo.advantages(jnp.asarray(ro.total_reward), cfg=cfg.grpo))
       t1 = time.perf_counter()
       params, opt_state, upd = run.updater(
           params, opt_state, ref_params, _update_batch(run, ro, adv),
           key=jax.random.fold_in(jax.random.fold_in(run.root, _SHUFFLE), step), step=step,
-          where=str(workdir / "checkpoints"))
+          where=str(workdir / "checkpoints"), base=base)
       t_train = time.perf_counter() - t1
       if run.use_ref and cfg.ref_reset_every and step % cfg.ref_reset_every == 0:
         ref_params = _reference(params, cfg.ref_dtype)
@@ -414,12 +489,13 @@ def _run(cfg: Config, workdir: pathlib.Path, mesh: jax.sharding.Mesh, max_steps:
       metrics["time/step_s"] = time.perf_counter() - t0
       metrics["tokens_per_s"] = float(ro.lengths.sum()) / max(t_rollout, 1e-9)
       if evaluate and step % cfg.eval.every == 0:
-        metrics.update(evaluate(params, step))
+        metrics.update(evaluate(run.policy(params, base), step))
       writer.write(step, metrics)
       writer.write_samples(step, _step_samples(run, ro))
       writer.progress(step, cfg.num_steps, metrics)
       stop = sharding.any_process(checkpoint_lib.should_stop())  # All stop at one step.
-      run.ckpt.save(step, _state(params, opt_state, ref_params, run.root, mesh),
+      run.ckpt.save(step, _state(params, opt_state, None if run.lora else ref_params, run.root,
+                                 mesh, lora=run.lora),
                     meta={"data_position": run.stream.position}, force=stop or step == end)
       if stop:
         break
