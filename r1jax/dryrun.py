@@ -45,6 +45,13 @@ after tensor parallelism). Per layer:
 It is an estimate: XLA may fuse away some buffers and needs temporaries of its own (hence the
 headroom).
 
+LoRA (`Config.lora.rank` > 0): the params are the frozen base and also the reference (no
+reference copy); gradients are the adapters' float32 sum plus, inside the backward pass, the
+gradient of each merged targeted kernel (param dtype, from which A's and B's are contracted);
+the optimizer state mirrors the adapters; both phases hold the adapters and one merged copy of
+the targeted kernels (built in the loss, and once per rollout for the sampler). FLOPs are
+counted as for full fine-tuning: the merged kernels' gradients are computed all the same.
+
 FLOPs per step (all devices), N_mm = params used in matmuls (all but the embedding lookup;
 a tied embedding counts once, as the head), attention 4 L N H S per token forward (this
 implementation scores every key slot S):
@@ -106,6 +113,8 @@ class Report:
   verdict: str  # One sentence: fits, or by how much it falls short.
   notes: tuple[str, ...] = ()  # Dims that fell back to replication, and similar.
   num_steps: int = 0  # The run's steps (from a Config), for the cost line; 0 = not known.
+  adapter_bytes: int = 0  # LoRA adapters (0 without LoRA).
+  merged_bytes: int = 0  # LoRA: the merged copy of the targeted kernels, in both phases.
 
 
 def _ways(spec: Any, mesh_sizes: Mapping[str, int]) -> list[int]:
@@ -213,7 +222,8 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
             sample_batch: int | None = None, prompt_len: int = 0, num_samples: int = 1,
             num_iterations: int = 1, reference: bool = False, old_pass: bool = False,
             update_rows: int | None = None, headroom: float = 0.1,
-            reference_dtype: str | None = None, platform: str = "accelerator") -> Report:
+            reference_dtype: str | None = None, platform: str = "accelerator",
+            lora: Any = None) -> Report:
   """Estimates per-device memory and FLOPs of one GRPO step; allocates nothing.
 
   Args:
@@ -240,6 +250,7 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
     reference_dtype: the reference params' storage dtype (default the params' own).
     platform: "accelerator" (GPU / TPU) or "cpu" (XLA:CPU widens bf16 / f16 matmul weights to
       float32: see the module docstring).
+    lora: a `r1jax.lora.LoRAConfig`; with rank > 0 only adapters are trained (module docstring).
   """
   remat = model_cfg.remat if remat is None else remat
   if remat not in REMATS:
@@ -276,6 +287,11 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
   if minibatch < update_rows:
     grads_b += params_b
   ref_b = per_device_bytes(_in_dtype(abstract, reference_dtype), specs, sizes) if reference else 0
+  adapter_b = merged_b = 0
+  if lora is not None and lora.enabled:
+    adapter_b, merged_b, opt_b, grads_b = _lora_bytes(model_cfg, lora, tx, specs, sizes, rules,
+                                                      accumulate=minibatch < update_rows)
+    ref_b = 0  # The reference is the frozen base itself.
   notes = _fallback_notes(model_cfg, specs, abstract, rules, sizes)
 
   widths = _widths(model_cfg, specs, sizes)
@@ -315,8 +331,9 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
                  + p_rows * s_widths["V"] * 4)  # The head sees each prompt's last position.
     work_b = max(work_b, prefill_b)
 
-  train_peak = params_b + grads_b + opt_b + ref_b + act_b
-  sample_peak = params_b + opt_b + ref_b + sample_params_b + cache_b + work_b
+  train_peak = params_b + adapter_b + merged_b + grads_b + opt_b + ref_b + act_b
+  sample_peak = (params_b + adapter_b + merged_b + opt_b + ref_b + sample_params_b + cache_b
+                 + work_b)
   peak = max(train_peak, sample_peak)
   mem = int(device_memory_gb * GIB)
   usable = int(mem * (1 - headroom))
@@ -337,10 +354,11 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
   total = flops_train + flops_recompute + flops_ref + flops_sample
 
   parts = {"params": params_b, "gradients": grads_b, "optimizer state": opt_b,
-           "reference params": ref_b, "activations": act_b}
+           "reference params": ref_b, "activations": act_b, "LoRA merged kernels": merged_b}
   if sample_peak > train_peak:
     parts = {"params": params_b, "optimizer state": opt_b, "reference params": ref_b,
-             "sampler params": sample_params_b, "KV cache": cache_b, "sampler working set": work_b}
+             "sampler params": sample_params_b, "KV cache": cache_b, "sampler working set": work_b,
+             "LoRA merged kernels": merged_b}
   top = sorted(((v, k) for k, v in parts.items() if v), reverse=True)[:3]
   phase = "sampling" if sample_peak > train_peak else "training"
   usable_text = (f"{usable / GIB:.1f} GiB usable of {device_memory_gb:g} GiB "
@@ -361,7 +379,34 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
       usable_bytes=usable, fits=peak <= usable, shortfall_bytes=max(peak - usable, 0),
       flops_train=float(flops_train), flops_recompute=float(flops_recompute),
       flops_reference=float(flops_ref), flops_sample=float(flops_sample),
-      flops_per_step=float(total), verdict=verdict, notes=tuple(notes))
+      flops_per_step=float(total), verdict=verdict, notes=tuple(notes),
+      adapter_bytes=adapter_b, merged_bytes=merged_b)
+
+
+def _lora_bytes(cfg: ModelConfig, lora: Any, tx: optax.GradientTransformation, specs: Any,
+                sizes: Mapping[str, int], rules: sharding.Rules,
+                accumulate: bool) -> tuple[int, int, int, int]:
+  """Per-device (adapters, merged kernels, optimizer state, gradients) bytes under LoRA."""
+  from r1jax import lora as lora_lib  # pylint: disable=g-import-not-at-top
+  is_spec = lambda x: isinstance(x, jax.sharding.PartitionSpec)
+  units = {"q_heads": cfg.head_dim, "kv_heads": cfg.head_dim}
+  ad_abstract = lora_lib.abstract_adapters(cfg, lora)
+  ad_specs = jax.tree.map(lambda s, a: sharding.spec_for_shape(tuple(s), a.shape, rules, sizes,
+                                                               units),
+                          lora_lib.adapter_logical_axes(cfg, lora), ad_abstract, is_leaf=is_spec)
+  adapter_b = per_device_bytes(ad_abstract, ad_specs, sizes)
+  opt_abstract = jax.eval_shape(tx.init, ad_abstract)
+  opt_b = per_device_bytes(opt_abstract, sharding.mirror_params(
+      opt_abstract, ad_abstract, ad_specs, jax.sharding.PartitionSpec()), sizes)
+  _, abstract = sharding.param_logical_and_abstract(cfg)
+  layers, layer_specs = abstract["model"]["layers"], specs["model"]["layers"]
+  kernels = [(layers[m][name]["kernel"], layer_specs[m][name]["kernel"])
+             for m, names in ad_abstract["model"]["layers"].items() for name in names]
+  merged_b = per_device_bytes([k for k, _ in kernels], [s for _, s in kernels], sizes)
+  # The adapters' float32 sum (and a micro-batch's own beside it), and each merged kernel's
+  # gradient inside the backward pass.
+  grads_b = adapter_b * (2 if accumulate else 1) + merged_b
+  return adapter_b, merged_b, opt_b, grads_b
 
 
 def _in_dtype(abstract: Any, dtype: str | None) -> Any:
@@ -400,6 +445,9 @@ def format_report(report: Report) -> str:
       f"({mesh})",
       "Per device, training phase:",
       f"  params            {gib(report.params_bytes)}",
+      *([f"  LoRA adapters     {gib(report.adapter_bytes)}",
+         f"  merged kernels    {gib(report.merged_bytes)}  (LoRA: W + (alpha/r) A B)"]
+        if report.adapter_bytes else []),
       f"  gradients         {gib(report.grads_bytes)}",
       f"  optimizer state   {gib(report.opt_state_bytes)}",
       f"  reference params  {gib(report.reference_bytes)}",
@@ -454,4 +502,4 @@ def _dry_run_of(cfg: Any, r: int, rows: int, num_devices: int, device_memory_gb:
                  num_iterations=cfg.grpo.num_iterations, reference=cfg.grpo.kl_coef > 0,
                  old_pass=cfg.updates_per_rollout > 1 and cfg.grpo.old_logprobs == "trainer",
                  update_rows=rows // cfg.updates_per_rollout,
-                 reference_dtype=cfg.ref_dtype or None, platform=platform)
+                 reference_dtype=cfg.ref_dtype or None, platform=platform, lora=cfg.lora)

@@ -23,6 +23,7 @@ import orbax.checkpoint as ocp
 
 from r1jax import config as config_lib
 from r1jax import evaluate as evaluate_lib
+from r1jax import lora as lora_lib
 from r1jax.data import miniature  # noqa: F401  pylint: disable=unused-import (registers the task)
 from r1jax.data import tasks as tasks_lib
 from r1jax.data.sources import Example
@@ -60,11 +61,13 @@ def is_workdir(path: str | os.PathLike) -> bool:
 
 
 def restore_params(workdir: str | os.PathLike, model_cfg: ModelConfig,
-                   step: int | None = None) -> tuple[int, Any]:
+                   step: int | None = None, run_cfg: Config | None = None) -> tuple[int, Any]:
   """(step, params) from the newest (or the given) complete checkpoint of a workdir.
 
   Only the "params" entry is read (not the optimizer state or the reference params), into a
-  single local device, in the dtypes of `model_cfg`.
+  single local device, in the dtypes of `model_cfg`. A LoRA run's (`run_cfg.lora.rank` > 0)
+  checkpoints hold adapters: they are merged into its base (the workdir's `base_params`, or
+  the run's model_path), so the result is the full policy either way.
   """
   # Absolute: orbax refuses relative checkpoint paths ("Checkpoint path should be absolute").
   root = pathlib.Path(workdir).absolute() / "checkpoints"
@@ -79,19 +82,45 @@ def restore_params(workdir: str | os.PathLike, model_cfg: ModelConfig,
   elif step not in steps:
     raise FileNotFoundError(f"workdir {os.fspath(workdir)!r} has no checkpoint for step {step}; "
                             f"its steps are {steps}")
-  abstract = transformer.abstract_params(model_cfg)
+  lora = run_cfg.lora if run_cfg is not None and run_cfg.lora.enabled else None
+  entry = "params" if lora is None else "adapters"
+  abstract = (transformer.abstract_params(model_cfg) if lora is None else
+              lora_lib.abstract_adapters(model_cfg, lora))
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=device, dtype=x.dtype),
                               abstract)
   with ocp.PyTreeCheckpointer() as reader:
     out = reader.restore(root / str(step) / _ARRAYS_ITEM, args=ocp.args.PyTreeRestore(
-        item={"params": abstract}, restore_args={"params": restore_args},
+        item={entry: abstract}, restore_args={entry: restore_args},
         partial_restore=True))
-  return step, out["params"]
+  if lora is None:
+    return step, out["params"]
+  return step, jax.jit(lambda b, a: lora_lib.merge(b, a, lora))(
+      _lora_base(pathlib.Path(workdir).absolute(), run_cfg, model_cfg), out["adapters"])
 
 
-def load_model(spec: str | os.PathLike) -> LoadedModel:
-  """A model by path, hub id, known name, or training workdir (its newest checkpoint)."""
+def _lora_base(workdir: pathlib.Path, run_cfg: Config, model_cfg: ModelConfig) -> Any:
+  """The frozen weights of a LoRA run: its own copy (after SFT / random init) or model_path."""
+  from r1jax import train  # pylint: disable=g-import-not-at-top  (BASE_DIR; heavy imports)
+  base_dir = workdir / train.BASE_DIR
+  if base_dir.is_dir():
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                          transformer.abstract_params(model_cfg))
+    with ocp.StandardCheckpointer() as reader:
+      return reader.restore(base_dir, target)
+  if not run_cfg.model_path:
+    raise FileNotFoundError(f"LoRA workdir {os.fspath(workdir)!r} has no {train.BASE_DIR} "
+                            "folder and its config names no model_path: the base weights the "
+                            "adapters belong to are missing")
+  from r1jax.models import weights  # pylint: disable=g-import-not-at-top
+  _, params = weights.load(run_cfg.model_path, model_cfg.param_dtype)
+  return params
+
+
+def load_model(spec: str | os.PathLike, step: int | None = None) -> LoadedModel:
+  """A model by path, hub id, known name, or training workdir (its newest checkpoint, or the
+  checkpoint of `step`, which only a workdir accepts)."""
   if is_workdir(spec):
     workdir = pathlib.Path(spec).absolute()
     run_cfg = config_lib.from_json(Config, (workdir / "config.json").read_text())
@@ -103,8 +132,11 @@ def load_model(spec: str | os.PathLike) -> LoadedModel:
       raise ValueError(f"workdir {os.fspath(spec)!r} names no tokenizer (config.json has empty "
                        f"tokenizer_path and model_path)")
     tokenizer = load_tokenizer(tok_path)
-    step, params = restore_params(workdir, model_cfg)
+    step, params = restore_params(workdir, model_cfg, step, run_cfg=run_cfg)
     return LoadedModel(model_cfg, params, tokenizer, run_cfg, step)
+  if step is not None:
+    raise ValueError(f"a step ({step}) selects a checkpoint of a training workdir, but "
+                     f"{os.fspath(spec)!r} is a weights file or folder")
   from r1jax.models import weights  # pylint: disable=g-import-not-at-top  (gguf, safetensors)
   model_cfg, params = weights.load(spec)
   return LoadedModel(model_cfg, params, load_tokenizer(spec))
