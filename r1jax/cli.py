@@ -1,4 +1,4 @@
-"""The `r1jax` command line: `r1jax fetch | sample | train | eval | plot`.
+"""The `r1jax` command line: `r1jax fetch | sample | train | eval | export | plot`.
 
 Each subcommand parses its flags here and calls library functions; no maths lives here.
 """
@@ -130,6 +130,31 @@ def _add_eval(sub) -> None:
                  "its samples.jsonl with this version's analyses (no sampling, no re-grading)")
   p.set_defaults(func=_cmd_eval)
 # --- end eval -----------------------------------------------------------------------------
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+  from r1jax import export
+  max_shard = int(args.max_shard_gb * 10**9) if args.max_shard_gb else export.DEFAULT_SHARD_BYTES
+  files = export.export(args.source, args.out, step=args.step, dtype=args.dtype,
+                        max_shard_bytes=max_shard)
+  print(f"wrote {args.out}: {', '.join(files)}")
+  return 0
+
+
+def _add_export(sub) -> None:
+  p = sub.add_parser("export", help="write a workdir's policy (or any model r1jax loads) as a "
+                     "Hugging Face folder that transformers and vLLM load")
+  p.add_argument("source", type=_path_or_name, help="a training workdir (its newest "
+                 "checkpoint; LoRA adapters are merged), WORKDIR/checkpoints/N, or a model: "
+                 "HF folder, GGUF file, hub id or known name (smollm2-135m)")
+  p.add_argument("out", help="the folder to write (config.json, safetensors, tokenizer, chat "
+                 "template, generation_config.json)")
+  p.add_argument("--step", type=int, help="a workdir's checkpoint step (default: the newest)")
+  p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                 help="tensor dtype (default: the params' own)")
+  p.add_argument("--max-shard-gb", type=float, help="split the weights into shards of at "
+                 "most this many GB with an index, as transformers does (default 5)")
+  p.set_defaults(func=_cmd_export)
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
@@ -369,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True)
   _add_fetch(sub)
   _add_eval(sub)
+  _add_export(sub)
   _add_plot(sub)
   _add_sample(sub)
   _add_train(sub)
