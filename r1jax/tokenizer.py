@@ -202,6 +202,10 @@ class _FastTokenizer(Tokenizer):
   def vocab_size(self) -> int:
     return self._tok.get_vocab_size(with_added_tokens=True)
 
+  def to_tokenizer_json(self) -> str:
+    """The Hugging Face `tokenizer.json` text of this tokenizer (what `r1jax export` writes)."""
+    return self._tok.to_str()
+
 
 class _SentencePieceTokenizer(Tokenizer):
   """A SentencePiece model. Control pieces (`<s>`, `</s>`) written in the text map to their ids,
