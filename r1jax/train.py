@@ -319,7 +319,8 @@ def _begin_lora(run: _Run, params, writer_log) -> tuple[int, Any, Any, Any, Any,
       with ocp.StandardCheckpointer() as reader:
         params = reader.restore(base_dir, target)
     run.stream.restore(state["meta"]["data_position"])
-    return start, state["adapters"], state["opt_state"], params, params, {}
+    return (start, state["adapters"], state["opt_state"], params if run.use_ref else None,
+            params, {})
   params, sft_metrics = _sft(run, params, writer_log)
   if cfg.sft.steps or not cfg.model_path:
     with ocp.StandardCheckpointer() as writer:
