@@ -158,9 +158,10 @@ class _Prompts(NamedTuple):
   mask: jax.Array  # [P, T_p] bool: real prompt tokens (prompts are left-padded).
   logits: jax.Array  # [P, V] float32: next-token logits after each prompt.
   length: jax.Array  # [P] int32: real tokens of each prompt (the first new token's position).
+  budget: jax.Array  # [P] int32: new tokens each prompt's rows may generate (<= T_new).
 
 
-def _prefill(layers, top, tokens, mask, *, cfg: ModelConfig) -> _Prompts:
+def _prefill(layers, top, tokens, mask, budget, *, cfg: ModelConfig) -> _Prompts:
   """Left-padded prompts [P, T_p] -> their keys, values and next-token logits.
 
   Attends over the prompt alone (T_p positions): the generation budget is not in this cache.
@@ -172,7 +173,7 @@ def _prefill(layers, top, tokens, mask, *, cfg: ModelConfig) -> _Prompts:
                                  kv_cache.prefill_attend(allowed, cfg=cfg), cfg=cfg)
   ks, vs = zip(*kv)
   return _Prompts(tuple(ks), tuple(vs), mask, _top_logits(top, x[:, -1], cfg),
-                  mask.sum(axis=1, dtype=jnp.int32))
+                  mask.sum(axis=1, dtype=jnp.int32), budget)
 
 
 class _Slots(NamedTuple):
@@ -183,11 +184,13 @@ class _Slots(NamedTuple):
   row: jax.Array  # [S] int32: the output row the slot generates; B (= P * R) when idle.
   n: jax.Array  # [S] int32: tokens the slot's row has generated so far.
   pos: jax.Array  # [S] int32: RoPE position of the slot's next token.
+  budget: jax.Array  # [S] int32: the row's token budget.
   logits: jax.Array  # [S, V] float32: logits for the slot's next token.
   window: jax.Array  # [S, M] the row's last M tokens (-1 before the first), M >= 1.
 
 
 class _Loop(NamedTuple):
+  step: jax.Array  # () int32: decode steps taken.
   slots: _Slots
   next_row: jax.Array  # () int32: the first row no slot has taken yet.
   tokens: jax.Array  # [B, T_new] output.
@@ -221,6 +224,7 @@ def _start_rows(slots: _Slots, free: jax.Array, next_row: jax.Array, prompts: _P
   out = _Slots(
       k, v, set_rows(slots.prompt_mask, prompts.mask[prompt]), set_rows(row, new_row),
       set_rows(slots.n, jnp.zeros_like(new_row)), set_rows(slots.pos, prompts.length[prompt]),
+      set_rows(slots.budget, prompts.budget[prompt]),
       set_rows(slots.logits, prompts.logits[prompt]),
       set_rows(slots.window, jnp.full((most, slots.window.shape[1]), -1, jnp.int32)))
   return out, next_row + jnp.sum(take, dtype=jnp.int32)
@@ -246,8 +250,8 @@ def _tick(done) -> None:
     bar.update(int(done) - bar.n)
 
 
-def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: SamplingConfig,
-              num_samples: int, progress: bool) -> Rollout:
+def _generate(params, tokens, mask, key, budget=None, *, cfg: ModelConfig,
+              sampling: SamplingConfig, num_samples: int, progress: bool) -> Rollout:
   _TRACES[0] += 1  # Python side effect: runs once per trace, i.e. once per compilation.
   p, t_prompt = tokens.shape
   b, t_new = p * num_samples, sampling.max_new_tokens
@@ -257,7 +261,9 @@ def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: Sampling
   mask = decode_layout.rows(mask, "batch", None)
   layers = decode_layout.layer_params(params, cfg)
   top = decode_layout.top_params(params, cfg)
-  prompts = _prefill(layers, top, tokens, mask, cfg=cfg)
+  if budget is None:
+    budget = jnp.full((p,), t_new, jnp.int32)
+  prompts = _prefill(layers, top, tokens, mask, jnp.minimum(budget, t_new), cfg=cfg)
 
   c = t_prompt + t_new
   m = max([len(q) for q in sampling.stop_sequences] + [1])
@@ -266,13 +272,17 @@ def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: Sampling
   slots = _Slots((empty,) * cfg.num_layers, (empty,) * cfg.num_layers,
                  jnp.zeros((s, t_prompt), bool), jnp.full((s,), b, jnp.int32),
                  jnp.zeros((s,), jnp.int32), jnp.zeros((s,), jnp.int32),
-                 jnp.zeros((s, cfg.vocab_size), jnp.float32), jnp.full((s, m), -1, jnp.int32))
+                 jnp.zeros((s,), jnp.int32), jnp.zeros((s, cfg.vocab_size), jnp.float32),
+                 jnp.full((s, m), -1, jnp.int32))
   start = functools.partial(_start_rows, prompts=prompts, num_rows=b, num_samples=num_samples)
   slots, next_row = start(slots, jnp.ones((s,), bool), jnp.zeros((), jnp.int32), most=s)
   refills = 0 if s == b else min(s, sampling.refill_rows or max(1, s // 4))
   lengths = kv_cache.filled_lengths(t_prompt, t_new, sampling.cache_blocks)
-  row_keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(b + 1))  # +1: idle.
-  state = _Loop(slots, next_row, jnp.full((b, t_new), sampling.pad_id, jnp.int32),
+  # The static schedule (every row its own slot from the start) keeps rows in slot order and
+  # in step: its outputs and cache writes are column updates at the step, local to each
+  # device's rows under a mesh. Continuous batching scatters by row id and slot position.
+  static = s == b
+  state = _Loop(jnp.zeros((), jnp.int32), slots, next_row, jnp.full((b, t_new), sampling.pad_id, jnp.int32),
                 jnp.zeros((b, t_new), jnp.float32), jnp.zeros((b,), jnp.int32),
                 jnp.zeros((b,), bool), jnp.zeros((), jnp.int32))
 
@@ -284,7 +294,7 @@ def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: Sampling
     live = sl.row < b
     # Each row's n-th token is drawn with fold_in(fold_in(key, row), n): the same whichever
     # slot, schedule or batch the row runs in.
-    keys = jax.vmap(jax.random.fold_in)(row_keys[sl.row], sl.n)
+    keys = jax.vmap(lambda r, n: jax.random.fold_in(jax.random.fold_in(key, r), n))(sl.row, sl.n)
     token, logprob = sampling_lib.sample_token(
         keys, sl.logits, temperature=sampling.temperature, top_k=sampling.top_k,
         top_p=sampling.top_p, min_p=sampling.min_p)
@@ -292,19 +302,30 @@ def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: Sampling
     window = jnp.concatenate([sl.window[:, 1:], token[:, None]], axis=1)
     hit = live & _stop_hit(window, token, sampling)
     n = sl.n + 1
-    ended = live & (hit | (n >= t_new))
-    out_row = jnp.where(ended, sl.row, b)  # b: dropped.
-    tokens_out = st.tokens.at[sl.row, sl.n].set(token, mode="drop")
-    logprobs_out = st.logprobs.at[sl.row, sl.n].set(logprob, mode="drop")
-    lengths_out = st.lengths.at[out_row].set(n, mode="drop")
-    finished_out = st.finished.at[out_row].set(hit, mode="drop")
+    ended = live & (hit | (n >= sl.budget))
+    if static:  # Slot i is row i; every live row is at n = step.
+      column = lambda a, x: jax.lax.dynamic_update_slice(a, x[:, None].astype(a.dtype),
+                                                         (0, st.step))
+      tokens_out = column(st.tokens, token)
+      logprobs_out = column(st.logprobs, jnp.where(live, logprob, 0.0))
+      lengths_out = jnp.where(ended, n, st.lengths)
+      finished_out = jnp.where(ended, hit, st.finished)
+    else:
+      out_row = jnp.where(ended, sl.row, b)  # b: dropped.
+      tokens_out = st.tokens.at[sl.row, sl.n].set(token, mode="drop")
+      logprobs_out = st.logprobs.at[sl.row, sl.n].set(logprob, mode="drop")
+      lengths_out = st.lengths.at[out_row].set(n, mode="drop")
+      finished_out = st.finished.at[out_row].set(hit, mode="drop")
     # Feed the token back. Slots that just ended or are idle compute too (their results are
     # discarded); only continuing rows decide how much of the cache to read.
     going = live & ~ended
-    write = jnp.minimum(t_prompt + sl.n, c - 1)
-    allowed = jnp.concatenate(
-        [sl.prompt_mask, jnp.arange(t_new)[None, :] <= sl.n[:, None]], axis=1)  # [S, C]
-    choice = kv_cache.filled_choice(lengths, t_prompt, jnp.max(jnp.where(going, n, 1)))
+    at = st.step if static else sl.n  # The generated position each slot writes.
+    write = jnp.minimum(t_prompt + at, c - 1)
+    generated = jnp.broadcast_to(jnp.arange(t_new)[None, :] <= jnp.reshape(at, (-1, 1)),
+                                 (s, t_new))
+    allowed = jnp.concatenate([sl.prompt_mask, generated], axis=1)  # [S, C]
+    needed = st.step + 1 if static else jnp.max(jnp.where(going, n, 1))
+    choice = kv_cache.filled_choice(lengths, t_prompt, needed)
     attends = [kv_cache.decode_attend(sl.k[i], sl.v[i], write, allowed, choice, lengths)
                for i in range(cfg.num_layers)]
     x = transformer.embed(top, token[:, None], cfg)
@@ -313,14 +334,14 @@ def _generate(params, tokens, mask, key, *, cfg: ModelConfig, sampling: Sampling
     logits = decode_layout.rows(_top_logits(top, x, cfg), "act_batch", None)
     ks, vs = zip(*kv)
     sl = _Slots(tuple(ks), tuple(vs), sl.prompt_mask, jnp.where(ended, b, sl.row), n,
-                sl.pos + 1, logits, window)
+                sl.pos + 1, sl.budget, logits, window)
     next_row = st.next_row
     if refills:
       sl, next_row = start(sl, sl.row >= b, next_row, most=refills)
     done_rows = st.done_rows + jnp.sum(ended, dtype=jnp.int32)
     if progress:
       jax.debug.callback(_tick, done_rows)
-    return _Loop(sl, next_row, tokens_out, logprobs_out, lengths_out, finished_out, done_rows)
+    return _Loop(st.step + 1, sl, next_row, tokens_out, logprobs_out, lengths_out, finished_out, done_rows)
 
   state = jax.lax.while_loop(cond, body, state)
   return Rollout(state.tokens, state.logprobs, state.lengths, state.finished)
@@ -366,7 +387,7 @@ def _check_prompts(prompts: Sequence[Sequence[int]], cfg: ModelConfig,
 
 def generate(params: transformer.Params, prompts: Sequence[Sequence[int]], *, cfg: ModelConfig,
              sampling: SamplingConfig, key: jax.Array, num_samples: int = 1,
-             progress: bool = False) -> Rollout:
+             progress: bool = False, budgets: Sequence[int] | None = None) -> Rollout:
   """Samples num_samples completions for each of P prompts.
 
   Args:
@@ -377,13 +398,15 @@ def generate(params: transformer.Params, prompts: Sequence[Sequence[int]], *, cf
     key: PRNG key; the same key, prompts and config give the same rollout.
     num_samples: R, completions per prompt.
     progress: show a progress bar of finished rows on stderr (a host callback per step).
+    budgets: optional new-token budget per prompt (P ints in [1, max_new_tokens]); a row that
+      reaches its prompt's budget ends unfinished, as at max_new_tokens. Same compile.
 
   Returns:
     A Rollout with B = P * R rows, rows [p * R, (p + 1) * R) for prompt p.
 
   Raises:
     ValueError: an empty prompt list or prompt, a token id outside the vocabulary, a prompt
-      that does not fit the context with max_new_tokens, or num_samples < 1.
+      that does not fit the context with max_new_tokens, num_samples < 1, or bad budgets.
   """
   if not isinstance(num_samples, int) or num_samples < 1:
     raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
@@ -398,9 +421,15 @@ def generate(params: transformer.Params, prompts: Sequence[Sequence[int]], *, cf
   leaf = jax.tree.leaves(params)[0]
   platform = (next(iter(leaf.devices())).platform if isinstance(leaf, jax.Array)
               else jax.default_backend())
+  if budgets is None:
+    budgets = [sampling.max_new_tokens] * len(ids)
+  budgets = [int(x) for x in budgets]
+  if len(budgets) != len(ids) or not all(1 <= x <= sampling.max_new_tokens for x in budgets):
+    raise ValueError(f"budgets must be {len(ids)} integers (one per prompt) in "
+                     f"[1, max_new_tokens={sampling.max_new_tokens}], got {budgets!r:.120}")
   run = functools.partial(_jitted_generate(platform), params, jnp.asarray(tokens),
-                          jnp.asarray(mask), key, cfg=cfg, sampling=sampling,
-                          num_samples=num_samples, progress=progress)
+                          jnp.asarray(mask), key, jnp.asarray(budgets, jnp.int32), cfg=cfg,
+                          sampling=sampling, num_samples=num_samples, progress=progress)
   if not progress:
     return run()
   with tqdm.tqdm(total=len(ids) * num_samples, desc="decoding", unit="row", file=sys.stderr,

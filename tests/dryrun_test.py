@@ -63,7 +63,7 @@ def test_kv_cache_bytes_split_over_batch_axes():
   cfg = get_preset("qwen2.5-7b")
   report = dryrun.dry_run(cfg, (2, 32, 1), batch=64, seq_len=4096)
   per_row = 2 * cfg.num_layers * 4096 * cfg.num_kv_heads * cfg.head_dim * 4  # k and v, f32.
-  assert report.kv_cache_bytes == per_row + 4096 + 4 + 4  # + mask row, pos, index.
+  assert report.kv_cache_bytes == per_row  # No prompt: no prompts' cache beside the slots'.
 
 
 def test_activation_formula_for_tiny_config_under_full_remat():
@@ -137,18 +137,23 @@ def test_cpu_plans_the_bf16_decode_copy_in_float32_and_a_bf16_reference_halves()
     dryrun.dry_run(cfg, sharding.MeshConfig(), platform="tpu", **args)
 
 
-def test_sampler_working_set_is_the_fan_out_or_the_prefill_beyond_the_full_cache():
+def test_sampler_caches_are_the_slots_and_the_prompts_and_the_work_the_larger_phase():
   cfg = get_preset("qwen2.5-7b")
-  # 16 rows of 4 prompts: the fan-out holds the prompts' cache (a quarter of the full one)
-  # beside the full cache; the prefill's head sees one position per prompt.
-  fan = dryrun.dry_run(cfg, (1, 1, 1), batch=16, seq_len=2048, prompt_len=64, num_samples=4)
-  assert fan.sampler_work_bytes == pytest.approx(fan.kv_cache_bytes / 4, rel=1e-3)
-  # One prompt, one sample and a long prompt: the prefill's attention tops the cache.
-  long = dryrun.dry_run(cfg, (1, 1, 1), batch=1, seq_len=2048, prompt_len=2000, num_samples=1)
-  t, s, d, f, n, e = 2000, 2048, cfg.hidden_size, cfg.intermediate_size, cfg.num_heads, 4
+  per_pos = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 4  # k and v, f32.
+  # 16 rows of 4 prompts: 16 slots of 2048 positions, and the 4 prompts' 64 positions they
+  # copy from. The working set is the larger of a decode step's logits and probabilities and
+  # the prefill (over the prompt alone; the head sees each prompt's last position).
+  d, f, n, e = cfg.hidden_size, cfg.intermediate_size, cfg.num_heads, 4
   nh, kh = n * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
-  prefill = t * (d + (nh + 2 * kh + d) + (2 * f + d) + (2 * d + f + nh)) * e + n * t * s * (4 + e)
-  assert long.sampler_work_bytes == prefill + cfg.vocab_size * 4  # + its last position's logits.
+  prefill = lambda p, t: (p * t * (d + (nh + 2 * kh + d) + (2 * f + d) + (2 * d + f + nh)) * e
+                          + p * n * t * t * (4 + e) + p * cfg.vocab_size * 4)
+  fan = dryrun.dry_run(cfg, (1, 1, 1), batch=16, seq_len=2048, prompt_len=64, num_samples=4)
+  assert fan.kv_cache_bytes == per_pos * (16 * 2048 + 4 * 64)
+  assert fan.sampler_work_bytes == max(2 * 16 * cfg.vocab_size * 4, prefill(4, 64))
+  one = dryrun.dry_run(cfg, (1, 1, 1), batch=64, seq_len=2048, prompt_len=8, num_samples=64)
+  assert one.sampler_work_bytes == 2 * 64 * cfg.vocab_size * 4  # A tiny prefill: decode wins.
+  long = dryrun.dry_run(cfg, (1, 1, 1), batch=1, seq_len=2048, prompt_len=2000, num_samples=1)
+  assert long.sampler_work_bytes == prefill(1, 2000)
 
 
 def test_dims_that_cannot_split_are_noted():

@@ -253,11 +253,11 @@ def test_decode_path_matches_forward_for_model_family_flags(flags, schedule):
 
 
 def _lengthy(params, **kw):
-  """Sampling with eos = a common token: rows end at many different lengths."""
-  sc = SamplingConfig(temperature=1.0, max_new_tokens=20, prompt_multiple=8, eos_ids=(3, 7),
-                      **kw)
+  """Sampling with common eos tokens and per-prompt budgets: rows end at many lengths."""
+  sc = SamplingConfig(temperature=1.0, max_new_tokens=20, prompt_multiple=8,
+                      eos_ids=tuple(range(0, 256, 10)), **kw)  # ~10% a step.
   return sampler.generate(params, PROMPTS, cfg=CFG, sampling=sc, key=jax.random.key(11),
-                          num_samples=5)
+                          num_samples=5, budgets=[20, 14])
 
 
 @pytest.mark.parametrize("kw", [dict(max_rows=3), dict(max_rows=1), dict(max_rows=4, refill_rows=1),
@@ -273,6 +273,24 @@ def test_rollout_is_the_same_whatever_the_schedule(params, kw):
   np.testing.assert_array_equal(got.lengths, want.lengths)
   np.testing.assert_array_equal(got.finished, want.finished)
   np.testing.assert_allclose(got.logprobs, want.logprobs, atol=LOGPROB_TOL)
+
+
+def test_per_prompt_budgets_end_rows_unfinished_and_keep_the_tokens(params):
+  sc = SamplingConfig(temperature=1.0, max_new_tokens=12, prompt_multiple=8)
+  full = sampler.generate(params, PROMPTS, cfg=CFG, sampling=sc, key=jax.random.key(2),
+                          num_samples=2)
+  cut = sampler.generate(params, PROMPTS, cfg=CFG, sampling=dataclasses.replace(sc, max_rows=1),
+                         key=jax.random.key(2), num_samples=2, budgets=[3, 9])
+  np.testing.assert_array_equal(cut.lengths, [3, 3, 9, 9])
+  assert not np.asarray(cut.finished).any()
+  for row, n in enumerate([3, 3, 9, 9]):
+    np.testing.assert_array_equal(cut.tokens[row, :n], full.tokens[row, :n])
+    np.testing.assert_array_equal(cut.tokens[row, n:], sc.pad_id)
+  with pytest.raises(ValueError, match="budgets must be 2 integers"):
+    sampler.generate(params, PROMPTS, cfg=CFG, sampling=sc, key=jax.random.key(2), budgets=[3])
+  with pytest.raises(ValueError, match=r"in \[1, max_new_tokens=12\]"):
+    sampler.generate(params, PROMPTS, cfg=CFG, sampling=sc, key=jax.random.key(2),
+                     budgets=[3, 13])
 
 
 def test_continuous_batching_keeps_logprobs_equal_to_the_trainers(params):

@@ -90,7 +90,8 @@ def decode_attend(cache_k: jax.Array, cache_v: jax.Array, write: jax.Array, allo
 
   Args:
     cache_k, cache_v: the layer's cache [S, K, C, H].
-    write: int32 [S], the position each slot's new key and value go to.
+    write: int32 [S], the position each slot's new key and value go to, or a () int32 when
+      every slot writes the same position.
     allowed: bool [S, C], the positions each slot's query sees (its new one included).
     choice: () int32, which of `lengths` to attend over (`filled_choice`): it must cover every
       live slot's allowed positions.
@@ -103,9 +104,12 @@ def decode_attend(cache_k: jax.Array, cache_v: jax.Array, write: jax.Array, allo
   def attend(q, k, v):
     s, _, n, h = q.shape
     kv = k.shape[2]
-    rows = jnp.arange(s)
-    new_k = cache_k.at[rows, :, write].set(k[:, 0].astype(cache_k.dtype), mode="drop")
-    new_v = cache_v.at[rows, :, write].set(v[:, 0].astype(cache_v.dtype), mode="drop")
+    if write.ndim == 0:  # Every slot at one position: a column update.
+      put = lambda c, x: jax.lax.dynamic_update_slice(
+          c, jnp.swapaxes(x, 1, 2).astype(c.dtype), (0, 0, write, 0))
+    else:  # Each slot at its own position.
+      put = lambda c, x: c.at[jnp.arange(s), :, write].set(x[:, 0].astype(c.dtype), mode="drop")
+    new_k, new_v = put(cache_k, k), put(cache_v, v)
     qg = q.reshape(s, kv, n // kv, h)
     branches = [functools.partial(_attend_prefix, length) for length in lengths]
     if len(branches) == 1:
