@@ -69,26 +69,56 @@ class PolicyUpdater:
     self.rows = cfg.prompts_per_step * cfg.grpo.num_samples
     self.num_updates = cfg.updates_per_rollout
     self.rows_per_update = self.rows // self.num_updates
-    micro = cfg.minibatch_size or self.rows_per_update
-    t_new = cfg.sampling.max_new_tokens
-    temperature = training_temperature(cfg)
-    lora = cfg.lora if cfg.lora.enabled else None
-    self._update = train_step.make_grpo_update(
-        model_cfg, self._grpo, tx, t_new=t_new,
-        num_microbatches=self.rows_per_update // micro, temperature=temperature, lora=lora)
-    # The policy's logprobs (merging adapters into the base with LoRA) and plain ones for a
-    # full set of weights: the reference (with LoRA: the base itself).
-    self._logprobs = train_step.make_logprobs(model_cfg, t_new, self.rows // micro, temperature,
-                                              lora=lora)
-    self._plain_logprobs = (self._logprobs if lora is None else train_step.make_logprobs(
-        model_cfg, t_new, self.rows // micro, temperature))
+    self._model_cfg, self._tx = model_cfg, tx
+    self._t_new = cfg.sampling.max_new_tokens
+    self._compiled = {}
+
+  def _fns(self, t_new: int) -> tuple[Any, Any, Any]:
+    """(update, policy logprobs, plain logprobs) for completions of t_new tokens, built once."""
+    if t_new not in self._compiled:
+      cfg = self._cfg
+      micro = cfg.minibatch_size or self.rows_per_update
+      temperature = training_temperature(cfg)
+      lora = cfg.lora if cfg.lora.enabled else None
+      update = train_step.make_grpo_update(
+          self._model_cfg, self._grpo, self._tx, t_new=t_new,
+          num_microbatches=self.rows_per_update // micro, temperature=temperature, lora=lora)
+      # The policy's logprobs (merging adapters into the base with LoRA) and plain ones for a
+      # full set of weights: the reference (with LoRA: the base itself).
+      logprobs = train_step.make_logprobs(self._model_cfg, t_new, self.rows // micro,
+                                          temperature, lora=lora)
+      plain = logprobs if lora is None else train_step.make_logprobs(
+          self._model_cfg, t_new, self.rows // micro, temperature)
+      self._compiled[t_new] = (update, logprobs, plain)
+    return self._compiled[t_new]
+
+  def trimmed(self, host: train_step.Batch) -> train_step.Batch:
+    """The rollout with its completion axis cut to the longest completion, rounded up.
+
+    Positions past every row's completion carry no loss, no attention and no logprob, so the
+    update's values are those of the whole budget; its cost follows the rollout's lengths.
+    The length is one of `Config.update_length_buckets` fractions of the budget.
+    """
+    t_full = self._t_new
+    t_prompt = host.tokens.shape[1] - t_full
+    longest = int(np.asarray(host.attn_mask)[:, t_prompt:].sum(axis=1).max())
+    quantum = -(-t_full // self._cfg.update_length_buckets)
+    t = min(t_full, max(1, -(-longest // quantum)) * quantum)
+    if t == t_full:
+      return host
+    per_token = lambda x: x if x is None or np.ndim(x) < 2 else x[:, :t]
+    return train_step.Batch(
+        host.tokens[:, :t_prompt + t], host.attn_mask[:, :t_prompt + t],
+        per_token(host.loss_mask), per_token(host.advantages), per_token(host.old_logprobs),
+        per_token(host.ref_logprobs), per_token(host.sampler_logprobs))
 
   def _place(self, host: train_step.Batch) -> train_step.Batch:
     return sharding.global_batch(
         host, sharding.batch_shardings(host, self._mesh, self._cfg.mesh.rules))
 
   def _teacher_forced(self, params, full: train_step.Batch, base: Any = None) -> np.ndarray:
-    return sharding.to_host(self._logprobs(params, full.tokens, full.attn_mask, base))
+    logprobs = self._fns(full.loss_mask.shape[1])[1]
+    return sharding.to_host(logprobs(params, full.tokens, full.attn_mask, base))
 
   def _order(self, key: jax.Array, it: int) -> np.ndarray:
     if self.num_updates == 1:  # One mini-batch: its row order changes nothing but rounding.
@@ -117,13 +147,15 @@ class PolicyUpdater:
       count, advantage statistics over the rollout and `logprob_gap/max`.
     """
     g = self._grpo
+    host = self.trimmed(host)
+    update, _, plain_logprobs = self._fns(host.loss_mask.shape[1])
     if self._cfg.lora.enabled and base is None:
       raise ValueError("PolicyUpdater: Config.lora.rank > 0, so params are adapters and the "
                        "frozen base weights must be passed as base=")
     full = None
     if g.kl_coef > 0 or (self.num_updates > 1 and g.old_logprobs == "trainer"):
       full = self._place(host)
-    ref = (sharding.to_host(self._plain_logprobs(ref_params, full.tokens, full.attn_mask))
+    ref = (sharding.to_host(plain_logprobs(ref_params, full.tokens, full.attn_mask))
            if g.kl_coef > 0 else host.ref_logprobs)
     if g.old_logprobs == "sampler":
       old = host.sampler_logprobs
@@ -143,8 +175,7 @@ class PolicyUpdater:
             take(host.tokens), take(host.attn_mask), take(host.loss_mask),
             take(host.advantages), take(host.old_logprobs if on_policy else old),
             take(ref), take(host.sampler_logprobs))
-        params, opt_state, m, logp = self._update(params, opt_state, self._place(mb), on_policy,
-                                                  base)
+        params, opt_state, m, logp = update(params, opt_state, self._place(mb), on_policy, base)
         m = {k: float(v) for k, v in jax.device_get(m).items()}
         if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
           raise FloatingPointError(

@@ -124,6 +124,10 @@ class Config:
   # Prompts per sampler call (their R samples decode together); 0 = the whole rollout at once.
   # Bounds the KV cache when a rollout feeds many optimizer steps.
   rollout_chunk: int = 0
+  # The update trims the completion axis to the rollout's longest completion, rounded up to
+  # one of this many equal fractions of the budget (one compile each): short rollouts do not
+  # pay for the whole budget. 1 = always the whole budget.
+  update_length_buckets: int = 4
   num_steps: int = 100  # RL steps.
   optim: OptimConfig = OptimConfig()  # The RL optimizer.
   # Low-rank adapters (rank > 0): RL trains only them, on the frozen loaded (or stage-1)
@@ -165,6 +169,10 @@ class Config:
                                   self.prompts_per_step % self.rollout_chunk):
       raise ValueError(f"Config.rollout_chunk ({self.rollout_chunk}) must divide "
                        f"prompts_per_step ({self.prompts_per_step}), or be 0")
+    b = self.update_length_buckets
+    if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+      raise ValueError(f"Config.update_length_buckets must be a positive integer (1 = the "
+                       f"whole budget), got {b!r}")
     if self.max_prompt_len < 1:
       raise ValueError(f"Config.max_prompt_len must be >= 1, got {self.max_prompt_len}")
     unknown = [t for t in self.tracking if t not in TRACKERS]

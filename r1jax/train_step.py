@@ -114,10 +114,14 @@ def make_optimizer(cfg: OptimConfig, total_updates: int) -> tuple[optax.Gradient
 
 def completion_logits(params, tokens: jax.Array, attn_mask: jax.Array, *, cfg: ModelConfig,
                       t_new: int) -> jax.Array:
-  """Teacher-forced logits [B, Tn, V] that predict the last Tn tokens of tokens [B, T]."""
-  logits, _ = transformer.forward(params, tokens[:, :-1], cfg=cfg,
-                                  attention_mask=attn_mask[:, :-1], logits_last=t_new)
-  return logits
+  """Teacher-forced logits [B, Tn, V] that predict the last Tn tokens of tokens [B, T].
+
+  The model sees all T tokens (a round length, where T - 1 would be odd) and the logits at
+  positions T - Tn - 1 .. T - 2 are kept: each predicts the next token.
+  """
+  logits, _ = transformer.forward(params, tokens, cfg=cfg, attention_mask=attn_mask,
+                                  logits_last=t_new + 1)
+  return logits[:, :-1]
 
 
 def completion_token_stats(params, tokens: jax.Array, attn_mask: jax.Array, *,
@@ -143,8 +147,9 @@ def completion_token_stats(params, tokens: jax.Array, attn_mask: jax.Array, *,
       ent = ent if entropy_grad else jax.lax.stop_gradient(ent)
     return logp, ent
 
-  x, _ = transformer.forward(params, tokens[:, :-1], cfg=cfg, attention_mask=attn_mask[:, :-1],
-                             logits_last=t_new, hidden_only=True)  # [B, Tn, D]
+  x, _ = transformer.forward(params, tokens, cfg=cfg, attention_mask=attn_mask,
+                             logits_last=t_new + 1, hidden_only=True)
+  x = x[:, :-1]  # [B, Tn, D]: the positions that predict the completion (all T fed, as above).
   targets = tokens[:, -t_new:]
   b, _, d = x.shape
   c = min(chunk, t_new)

@@ -32,13 +32,13 @@ def _config(loss_agg: str, **kw) -> Config:
                 optim=OptimConfig(lr=LR, b1=B1, b2=B2, eps=EPS, max_grad_norm=0.0), **kw)
 
 
-def _rollout(seed: int = 0) -> train_step.Batch:
+def _rollout(seed: int = 0, max_gen: int = T_NEW) -> train_step.Batch:
   """A rollout laid out as train.py lays it out: left-padded prompts, ragged completions."""
   rng = np.random.default_rng(seed)
   t = T_PROMPT + T_NEW
   tokens = rng.integers(1, MODEL.vocab_size, (B, t)).astype(np.int32)
   prompt_len = rng.integers(1, T_PROMPT + 1, B)
-  gen_len = rng.integers(1, T_NEW + 1, B)
+  gen_len = rng.integers(1, max_gen + 1, B)
   cols = np.arange(t)[None, :]
   attn = ((cols >= T_PROMPT - prompt_len[:, None]) & (cols < T_PROMPT)) | (
       (cols >= T_PROMPT) & (cols < T_PROMPT + gen_len[:, None]))
@@ -129,6 +129,31 @@ def test_one_step_per_rollout_is_on_policy_and_never_clips():
                             step=1, where="-")
   assert metrics["ratio/min"] == metrics["ratio/max"] == 1.0
   assert metrics["clip/low_frac"] == metrics["clip/high_frac"] == 0.0
+
+
+def test_trimming_the_completion_axis_to_the_longest_completion_changes_no_value():
+  # Completions of at most 2 of the 5 budget tokens: with 5 length buckets the update runs on
+  # 2 completion positions; the params and metrics equal the whole budget's.
+  host = _rollout(seed=3, max_gen=2)
+  out = {}
+  for buckets in (1, 5):
+    cfg = _config("token_mean", update_length_buckets=buckets)
+    params = transformer.init(MODEL, jax.random.key(0))
+    mesh = sharding.make_mesh(cfg.mesh)
+    with sharding.axis_rules_context(mesh, cfg.mesh.rules):
+      tx, _ = train_step.make_optimizer(cfg.optim, 10)
+      updater = policy_update.PolicyUpdater(MODEL, cfg, tx, mesh)
+      width = updater.trimmed(host).tokens.shape[1]
+      out[buckets] = (width, *updater(params, tx.init(params), None, host,
+                                      key=jax.random.key(1), step=1, where="-"))
+  assert out[1][0] == T_PROMPT + T_NEW and out[5][0] == T_PROMPT + 2
+  diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(out[1][1]),
+                                                             jax.tree.leaves(out[5][1])))
+  assert diff <= 1e-6, diff
+  for name in ("loss", "ratio/max", "tokens", "grad_norm"):
+    assert out[5][3][name] == pytest.approx(out[1][3][name], rel=1e-5, abs=1e-7), name
+  with pytest.raises(ValueError, match="update_length_buckets must be a positive integer"):
+    _config("token_mean", update_length_buckets=0)
 
 
 def _outer_scan_carry_dtypes(closed) -> set:
