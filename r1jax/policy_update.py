@@ -18,8 +18,10 @@ advantages. What one step does, in the papers' terms:
 
 Every logprob (trainer, reference, KL, the sampler's) is of softmax(logits / T) at the
 rollout's sampling temperature T. With LoRA (`Config.lora.rank` > 0) the updated tree is the
-adapters, the frozen base comes along as `base`, and the reference is that base itself. Names elsewhere: U is TRL's `steps_per_generation` and veRL's
-train_batch_size / ppo_mini_batch_size; `minibatch_size` is TRL's per-device train batch and
+adapters, the frozen base comes along as `base`, and the reference is that base itself.
+
+Names elsewhere: U is TRL's `steps_per_generation` and veRL's train_batch_size /
+ppo_mini_batch_size; `minibatch_size` is TRL's per-device train batch and
 veRL's ppo_micro_batch_size; mu is TRL's `num_iterations` and veRL's `ppo_epochs`.
 """
 

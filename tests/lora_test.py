@@ -208,7 +208,8 @@ def test_lora_run_checkpoints_adapters_resumes_exactly_and_loads_merged(tmp_path
   assert (tmp_path / "whole" / train.BASE_DIR).is_dir()
   loaded = eval_run.load_model(tmp_path / "whole")
   assert loaded.step == 2
-  base = eval_run._lora_base(tmp_path / "whole", cfg, loaded.model_cfg)  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  base = eval_run._lora_base(tmp_path / "whole", cfg, loaded.model_cfg)
   diff = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), loaded.params, base)
   changed = {jax.tree_util.keystr(p) for p, d in jax.tree_util.tree_flatten_with_path(diff)[0]
              if d > 0}

@@ -70,8 +70,9 @@ def measure(name: str, ranks=(4, 8, 16)) -> list[tuple[str, int, int, int]]:
       del grads, updates
       folder = pathlib.Path(tmp) / f"r{rank}"
       with checkpoint.Checkpointer(folder, save_every=1, keep=1) as ckpt:
-        ckpt.save(1, train._state(learned, opt_state, None, key, lora=bool(rank)),  # pylint: disable=protected-access
-                  meta={"data_position": {}}, force=True)
+        # The trainer's own checkpointed state. pylint: disable-next=protected-access
+        state = train._state(learned, opt_state, None, key, lora=bool(rank))
+        ckpt.save(1, state, meta={"data_position": {}}, force=True)
       rows.append((f"rank {rank}" if rank else "full", sum(x.size for x in jax.tree.leaves(
           learned)), _bytes(opt_state), _dir_bytes(folder)))
       del learned, opt_state
