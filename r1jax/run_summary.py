@@ -93,9 +93,14 @@ def summarize(workdir: str | os.PathLike, wall_s: float | None = None) -> str:
     num = cfg.get("eval", {}).get("num_examples")
     where = f"{num} held-out questions" if num else "held-out questions"
     lines.append(f"{where}, before RL (step {before['step']}) -> after (step {after['step']}):")
+    # Strict grading, unless it is 0 in every evaluation and lenient is not (prose answers).
+    graded, note = "strict", ""
+    if not any(r.get(f"eval/{m}/strict") for r in evals for m in ("greedy", "sampled")) and any(
+        r.get(f"eval/{m}/lenient") for r in evals for m in ("greedy", "sampled")):
+      graded, note = "lenient", " (lenient)"
     rows = [
-        ("greedy accuracy", "eval/greedy/strict", _percent),
-        ("sampled accuracy", "eval/sampled/strict", _percent),
+        (f"greedy accuracy{note}", f"eval/greedy/{graded}", _percent),
+        (f"sampled accuracy{note}", f"eval/sampled/{graded}", _percent),
         ("greedy length", "eval/greedy/length", lambda v: f"{v:.1f} tokens"),
         ("sampled length", "eval/sampled/length", lambda v: f"{v:.1f} tokens"),
         ("greedy answers that think", f"eval/greedy/{_THINK_KEY}", _percent),
@@ -103,6 +108,8 @@ def summarize(workdir: str | os.PathLike, wall_s: float | None = None) -> str:
         # The aha miniature's checking and its reflective marker (absent elsewhere: skipped).
         ("sampled answers that check", "eval/sampled/verify", _percent),
         ("sampled <wait> per answer", "eval/sampled/wait", lambda v: f"{v:.2f}"),
+        ("greedy answers that work", "eval/greedy/working", _percent),
+        ("sampled answers that work", "eval/sampled/working", _percent),
     ]
     for label, key, fmt in rows:
       change = _change(before, after, key, fmt)
@@ -110,7 +117,8 @@ def summarize(workdir: str | os.PathLike, wall_s: float | None = None) -> str:
         lines.append(f"  {label:<27}{change}")
   else:
     lines.append("no held-out evaluation before and after training (set eval.every to get one)")
-  pngs = [name for name in (plots.ACCURACY_FILE, plots.LENGTH_FILE, plots.SLIDE_FILE)
+  pngs = [name for name in (plots.ACCURACY_FILE, plots.LENGTH_FILE, plots.SLIDE_FILE,
+                            plots.BEHAVIOUR_FILE)
           if os.path.exists(os.path.join(workdir, name))]
   q = shlex.quote(workdir)
   lines.append("plots: " + (", ".join(os.path.join(workdir, n) for n in pngs) if pngs else
