@@ -78,3 +78,17 @@ def test_stage_one_is_reported_when_the_trainer_recorded_it(tmp_path):
   assert run_summary.summarize(wd).splitlines()[1] == (
       "stage 1 (SFT): 325 steps, held-out criterion 87.5%")
   assert "stage 1" not in run_summary.summarize(_workdir(tmp_path / "other"))
+
+
+def test_prose_answers_report_lenient_accuracy_and_the_working_share(tmp_path):
+  wd = tmp_path / "words"
+  wd.mkdir()
+  records = [{"step": s, "eval/greedy/strict": 0.0, "eval/greedy/lenient": 0.35 + 0.05 * s,
+              "eval/sampled/strict": 0.0, "eval/sampled/lenient": 0.15 + 0.06 * s,
+              "eval/greedy/working": 0.875 + s / 100} for s in (0, 10)]
+  (wd / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+  lines = run_summary.summarize(wd).splitlines()
+  # Strict is 0 in every evaluation (no <answer> tags): the lenient grades are the result.
+  assert "  greedy accuracy (lenient)  35.0% -> 85.0%" in lines
+  assert "  sampled accuracy (lenient) 15.0% -> 75.0%" in lines
+  assert "  greedy answers that work   87.5% -> 97.5%" in lines
