@@ -116,6 +116,18 @@ def _length_keys(keys: set[str]) -> list[tuple[str, str]]:
   return train + held
 
 
+def _trend(records, keys_labels, what: str, up: str, down: str) -> str:
+  """A slide title that says which way the held-out greedy curve went (else the first curve)."""
+  keys = [k for k, _ in keys_labels]
+  greedy = [k for k in keys if k.startswith("eval/greedy/")]
+  values = _series(records, greedy[0])[1] if greedy else []
+  if len(values) < 2 and keys:
+    values = _series(records, keys[0])[1]
+  if len(values) < 2 or values[-1] == values[0]:
+    return what
+  return f"{what} {up if values[-1] > values[0] else down}"
+
+
 def _draw(ax, records, keys_labels, title, ylabel, share: bool = False) -> bool:
   drawn = False
   for key, label in keys_labels:
@@ -128,7 +140,7 @@ def _draw(ax, records, keys_labels, title, ylabel, share: bool = False) -> bool:
               linewidth=2 if held or key in ("reward/mean", "length/mean") else 1.2)
       drawn = True
   ax.set_title(title)
-  ax.set_xlabel("RL step (0 = after stage 1)")
+  ax.set_xlabel("RL step (0 = before RL, after any stage 1)")
   ax.set_ylabel(ylabel)
   if share:
     ax.set_ylim(-0.03, 1.03)
@@ -203,9 +215,12 @@ def plot_run(workdir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
     if not any(v for k in keys if _metric(k) == "strict" for v in _series(records, k)[1]) and (
         any(v for k in keys if _metric(k) == "lenient" for v in _series(records, k)[1])):
       graded = "lenient"
-    _draw(ax_acc, records, slide(f"accuracy/{graded}", graded, correct), "accuracy rises",
+    acc_curves = slide(f"accuracy/{graded}", graded, correct)
+    len_curves = slide("length/mean", "length", length)
+    _draw(ax_acc, records, acc_curves, _trend(records, acc_curves, "accuracy", "rises", "falls"),
           "share of answers correct", share=True)
-    _draw(ax_len, records, slide("length/mean", "length", length), "responses grow longer",
+    _draw(ax_len, records, len_curves,
+          _trend(records, len_curves, "response length", "grows", "shrinks"),
           "mean response length (tokens)")
     fig.suptitle(f"{name}: GRPO with a correct-answer reward alone")
     fig.tight_layout()
