@@ -166,31 +166,6 @@ def test_held_out_curves_are_drawn_beside_training_ones_with_measured_labels(tmp
   assert list(slide_len.get_lines()[1].get_ydata()) == [8.0, 20.0, 32.0]
 
 
-def test_prose_answers_plot_lenient_accuracy_on_the_slide_and_a_behaviour_figure(
-    tmp_path, monkeypatch):
-  records = []
-  for s in range(0, 5, 2):
-    r = {"step": s}
-    if s:
-      r.update({"accuracy/strict": 0.0, "accuracy/lenient": 0.1 * s, "length/mean": 40.0})
-    for mode in ("greedy", "sampled"):
-      r.update({f"eval/{mode}/strict": 0.0, f"eval/{mode}/lenient": 0.2 * s,
-                f"eval/{mode}/length": 30.0, f"eval/{mode}/working": 0.1 * s,
-                f"eval/{mode}/reflective_per_1k": 1.0})
-    records.append(r)
-  _write_metrics(tmp_path, records)
-  saved = _axes_of(monkeypatch)
-  paths = plots.plot_run(tmp_path)
-  assert paths[-1] == str(tmp_path / plots.BEHAVIOUR_FILE)
-  figures = {pathlib.Path(path).name: axes for path, axes in saved}
-  # Strict is 0 throughout (no tags), so the slide shows the lenient accuracy.
-  slide_acc, _ = figures[plots.SLIDE_FILE]
-  assert list(slide_acc.get_lines()[1].get_ydata()) == [0.0, 0.4, 0.8]
-  working, reflective = figures[plots.BEHAVIOUR_FILE]
-  assert [line.get_label() for line in working.get_lines()] == [
-      "held-out, greedy (working)", "held-out, sampled (working)"]
-  assert "1,000" in reflective.get_ylabel()
-
 
 def test_prose_answers_plot_lenient_accuracy_on_the_slide_and_a_behaviour_figure(
     tmp_path, monkeypatch):
