@@ -166,7 +166,6 @@ def test_held_out_curves_are_drawn_beside_training_ones_with_measured_labels(tmp
   assert list(slide_len.get_lines()[1].get_ydata()) == [8.0, 20.0, 32.0]
 
 
-
 def test_prose_answers_plot_lenient_accuracy_on_the_slide_and_a_behaviour_figure(
     tmp_path, monkeypatch):
   records = []
