@@ -78,7 +78,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
       args.model, task=task, data=args.data, task_args=task_args,
       template=args.template, k=args.k, temperature=args.temperature, top_p=args.top_p,
       max_new_tokens=args.max_new_tokens, limit=args.limit, batch_size=args.batch_size,
-      chat=chat, seed=args.seed, out=args.out, progress=not args.no_progress,
+      waves=args.waves, chat=chat, seed=args.seed, out=args.out, progress=not args.no_progress,
       num_resamples=args.bootstrap, chat_template_kwargs=chat_kwargs)
   print(report.format())
   if args.out:
@@ -114,7 +114,10 @@ def _add_eval(sub) -> None:
                  help="completion budget (default: the workdir's, else 512)")
   p.add_argument("--limit", type=int, help="evaluate only the first N questions")
   p.add_argument("--batch-size", type=int,
-                 help="prompts per sampler call (default: about 64 rows, 64 // k)")
+                 help="prompts decoded at once (default: about 64 rows, 64 // k)")
+  p.add_argument("--waves", type=int, default=4,
+                 help="prompts per sampler call in units of --batch-size, decoded with "
+                 "continuous batching (default 4; 1 = one batch per call)")
   p.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
                  help="render prompts with the tokenizer's chat template (default: on when it "
                  "has one; a workdir's own setting)")

@@ -126,9 +126,10 @@ def compile_recipe(path: str, *, device_memory_gb: float | None = None, debug: b
                               zeros(rows, t_new), zeros(rows, t_new))
       return abstract(host, sharding.batch_shardings(host, mesh, cfg.mesh.rules))
 
-    update = updater._update.lower(params, opt, batch(updater.rows_per_update), False).compile()  # pylint: disable=protected-access
+    update_fn, logprobs_fn, _ = updater.compiled()  # The whole budget: the largest shapes.
+    update = update_fn.lower(params, opt, batch(updater.rows_per_update), False).compile()
     full = batch(updater.rows)
-    old = updater._logprobs.lower(params, full.tokens, full.attn_mask).compile()  # pylint: disable=protected-access
+    old = logprobs_fn.lower(params, full.tokens, full.attn_mask).compile()
 
     # The sampler gets the params in the trainer's layout (sample_rules None) or its own.
     s_params = params if cfg.mesh.sample_rules is None else sharding.sharded_abstract(

@@ -163,7 +163,7 @@ def run(model: str | os.PathLike, *, task: str | None = None, data: str | None =
         task_args: Mapping[str, Any] | None = None, template: str | None = None,
         k: int | None = None, temperature: float = 0.6, top_p: float = 0.95,
         max_new_tokens: int | None = None, limit: int | None = None,
-        batch_size: int | None = None, chat: bool | None = None, seed: int = 0,
+        batch_size: int | None = None, waves: int = 4, chat: bool | None = None, seed: int = 0,
         out: str | os.PathLike | None = None, progress: bool = True,
         num_resamples: int = 1000, loaded: LoadedModel | None = None,
         chat_template_kwargs: Mapping[str, Any] | None = None) -> evaluate_lib.Report:
@@ -173,7 +173,8 @@ def run(model: str | os.PathLike, *, task: str | None = None, data: str | None =
   chat setting, sampling config and max_new_tokens); otherwise chat is on when the tokenizer
   has a chat template, and a maths task then uses the "chat" template (R1's instruction as a
   system message). k defaults to 16, or 1 when greedy (temperature 0). `batch_size` (prompts
-  per sampler call) defaults to about 64 rows. `loaded` skips loading (a model in memory).
+  decoded at once) defaults to about 64 rows; a sampler call holds `waves` times as many
+  questions, decoded with continuous batching. `loaded` skips loading (a model in memory).
   With `out`, finished batches are journaled there and an unfinished evaluation with the same
   settings resumes (a different one is an error naming the difference).
   `chat_template_kwargs` (e.g. {"enable_thinking": False}) go to the chat template, over a
@@ -218,7 +219,7 @@ def run(model: str | os.PathLike, *, task: str | None = None, data: str | None =
   report = evaluate_lib.evaluate(
       loaded.params, examples, task=task_obj, tokenizer=loaded.tokenizer,
       model_cfg=loaded.model_cfg, sampling=sampling, k=k, key=jax.random.key(seed), chat=chat,
-      batch_size=batch_size, progress=progress, num_resamples=num_resamples, seed=seed,
+      batch_size=batch_size, waves=waves, progress=progress, num_resamples=num_resamples, seed=seed,
       journal=journal, journal_info=info)
   report.info.update(info)
   if out is not None:

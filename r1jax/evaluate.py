@@ -338,8 +338,8 @@ def full_credit(scores: np.ndarray) -> np.ndarray:
 
 def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
              model_cfg: ModelConfig, sampling: sampler_lib.SamplingConfig, k: int,
-             key: jax.Array, chat: bool = False, batch_size: int = 8, progress: bool = True,
-             num_resamples: int = 1000, seed: int = 0, confidence: float = 0.95,
+             key: jax.Array, chat: bool = False, batch_size: int = 8, waves: int = 1,
+             progress: bool = True, num_resamples: int = 1000, seed: int = 0, confidence: float = 0.95,
              journal: str | os.PathLike | None = None,
              journal_info: Mapping[str, Any] | None = None) -> Report:
   """Samples k completions per example, grades them with the task, and reports as R1 does.
@@ -354,8 +354,11 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
     k: samples per question (1 when greedy).
     key: sampling key; batch b uses fold_in(key, b), so results depend on `batch_size`.
     chat: render prompts through the tokenizer's chat template.
-    batch_size: prompts per sampler call (B = batch_size * k rows). The last batch is padded
+    batch_size: prompts decoded at once (B = batch_size * k rows). The last batch is padded
       with copies of its last prompt so that the sampler compiles once per prompt bucket.
+    waves: prompts per sampler call, in units of batch_size: with waves > 1 a call holds
+      waves * batch_size prompts and decodes B rows at a time, a finished row's slot taking
+      the next question at once (continuous batching), so a long answer holds up no batch.
     progress: show a progress bar with ETA (tqdm).
     num_resamples, seed, confidence: the bootstrap intervals.
     journal: a file recording each finished batch (see `r1jax.eval_journal`). When it already
@@ -377,7 +380,11 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
     raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
   voters = voters_for(task)
-  width = min(batch_size, q)
+  if isinstance(waves, bool) or not isinstance(waves, int) or waves < 1:
+    raise ValueError(f"waves must be a positive integer, got {waves!r}")
+  if waves > 1:  # Slots for batch_size questions' k samples; the call holds more questions.
+    sampling = dataclasses.replace(sampling, max_rows=min(batch_size, q) * k)
+  width = min(batch_size * waves, q)
   records: list[dict[str, Any]] = []
   sampling_info = {f.name: getattr(sampling, f.name) for f in dataclasses.fields(sampling)}
   log = None

@@ -75,6 +75,11 @@ class PolicyUpdater:
     self._t_new = cfg.sampling.max_new_tokens
     self._compiled = {}
 
+  def compiled(self, t_new: int | None = None) -> tuple[Any, Any, Any]:
+    """(update, policy logprobs, plain logprobs) jitted for t_new completion tokens (default:
+    the whole budget, the largest a rollout may need); what the dry run compiles."""
+    return self._fns(t_new or self._t_new)
+
   def _fns(self, t_new: int) -> tuple[Any, Any, Any]:
     """(update, policy logprobs, plain logprobs) for completions of t_new tokens, built once."""
     if t_new not in self._compiled:

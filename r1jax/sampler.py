@@ -267,15 +267,27 @@ def _generate(params, tokens, mask, key, budget=None, *, cfg: ModelConfig,
 
   c = t_prompt + t_new
   m = max([len(q) for q in sampling.stop_sequences] + [1])
-  empty = jnp.zeros((s, cfg.num_kv_heads, c, cfg.head_dim), jnp.dtype(cfg.dtype))
-  empty = decode_layout.rows(empty, "cache_batch", "cache_kv_heads", "cache_length", None)
-  slots = _Slots((empty,) * cfg.num_layers, (empty,) * cfg.num_layers,
-                 jnp.zeros((s, t_prompt), bool), jnp.full((s,), b, jnp.int32),
-                 jnp.zeros((s,), jnp.int32), jnp.zeros((s,), jnp.int32),
-                 jnp.zeros((s,), jnp.int32), jnp.zeros((s, cfg.vocab_size), jnp.float32),
-                 jnp.full((s, m), -1, jnp.int32))
   start = functools.partial(_start_rows, prompts=prompts, num_rows=b, num_samples=num_samples)
-  slots, next_row = start(slots, jnp.ones((s,), bool), jnp.zeros((), jnp.int32), most=s)
+  if s == b:  # Every row its own slot: the fan-out is a repeat (sharded like the rows).
+    fan = lambda x: jnp.repeat(x, num_samples, axis=0)
+    gen = jnp.zeros((b, cfg.num_kv_heads, t_new, cfg.head_dim), jnp.dtype(cfg.dtype))
+    full = lambda pc: decode_layout.rows(
+        jnp.concatenate([fan(pc).astype(gen.dtype), gen], axis=2),
+        "cache_batch", "cache_kv_heads", "cache_length", None)
+    slots = _Slots(tuple(map(full, prompts.k)), tuple(map(full, prompts.v)), fan(prompts.mask),
+                   jnp.arange(b, dtype=jnp.int32), jnp.zeros((b,), jnp.int32),
+                   fan(prompts.length), fan(prompts.budget), fan(prompts.logits),
+                   jnp.full((b, m), -1, jnp.int32))
+    next_row = jnp.asarray(b, jnp.int32)
+  else:  # Empty slots, then the first S rows start through the same path as later ones.
+    empty = jnp.zeros((s, cfg.num_kv_heads, c, cfg.head_dim), jnp.dtype(cfg.dtype))
+    empty = decode_layout.rows(empty, "cache_batch", "cache_kv_heads", "cache_length", None)
+    slots = _Slots((empty,) * cfg.num_layers, (empty,) * cfg.num_layers,
+                   jnp.zeros((s, t_prompt), bool), jnp.full((s,), b, jnp.int32),
+                   jnp.zeros((s,), jnp.int32), jnp.zeros((s,), jnp.int32),
+                   jnp.zeros((s,), jnp.int32), jnp.zeros((s, cfg.vocab_size), jnp.float32),
+                   jnp.full((s, m), -1, jnp.int32))
+    slots, next_row = start(slots, jnp.ones((s,), bool), jnp.zeros((), jnp.int32), most=s)
   refills = 0 if s == b else min(s, sampling.refill_rows or max(1, s // 4))
   lengths = kv_cache.filled_lengths(t_prompt, t_new, sampling.cache_blocks)
   # The static schedule (every row its own slot from the start) keeps rows in slot order and

@@ -248,6 +248,21 @@ def test_greedy_evaluation_is_deterministic_and_needs_k_1(tiny):
     ev.evaluate(params, examples, k=2, key=jax.random.key(0), **kwargs)
 
 
+def test_greedy_evaluation_with_continuous_batching_waves_gives_the_same_answers(tiny):
+  # waves > 1: a sampler call holds several batches' questions and decodes one batch's rows at
+  # a time, refilling finished slots; greedy answers do not depend on the schedule.
+  _, params, tok = tiny
+  task = get_task("miniature", size=7)
+  examples = eval_run.load_examples(task)
+  kwargs = dict(task=task, tokenizer=tok, model_cfg=_CFG, sampling=_sampling(tok, 0.0), k=1,
+                key=jax.random.key(0), batch_size=2, progress=False, num_resamples=10)
+  one, waves = ev.evaluate(params, examples, **kwargs), ev.evaluate(params, examples, waves=3,
+                                                                    **kwargs)
+  assert [q["samples"] for q in waves.questions] == [q["samples"] for q in one.questions]
+  with pytest.raises(ValueError, match="waves must be a positive integer"):
+    ev.evaluate(params, examples, waves=0, **kwargs)
+
+
 def test_per_level_breakdown_when_examples_have_levels(tiny):
   _, params, tok = tiny
   task = get_task("miniature", size=4)
