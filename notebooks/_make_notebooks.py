@@ -463,6 +463,222 @@ def clip_higher() -> nbformat.NotebookNode:
   return v4.new_notebook(cells=cells, metadata=_metadata())
 
 
+AHA_CONFIG = '''
+    # experiments/aha_miniature.py's config (tests/aha_miniature_test.py checks they agree):
+    # stage 1 teaches three styles (direct, worked, worked then checked) with a first pass that
+    # forgets the carry out of a column of two big digits; stage 2 is GRPO with a reward for
+    # the right answer only.
+    def aha_config(seed):
+      return Config(
+          model=ModelConfig(family="llama", vocab_size=22, hidden_size=96, num_layers=3,
+                            num_heads=4, num_kv_heads=4, head_dim=24, intermediate_size=256,
+                            max_position_embeddings=80, rope_theta=10000.0, scan_unroll=3),
+          tokenizer_path="aha_miniature", task="aha_miniature",
+          task_args={"seed": 0, "digits": 4}, eval_task_args={"seed": 1000},
+          grpo=GRPOConfig(num_samples=8, kl_coef=0.0, clip_low=0.2, clip_high=0.2,
+                          loss_agg="token_mean"),
+          sampling=SamplingConfig(temperature=1.0, max_new_tokens=64, prompt_multiple=16),
+          max_prompt_len=16, prompts_per_step=32, num_steps=60,
+          optim=OptimConfig(lr=3e-4, max_grad_norm=1.0),
+          sft=SFTConfig(steps=800, data="aha_miniature",
+                        data_args={"worked_frac": 0.5, "think_in_prompt": 0.67,
+                                   "verify_frac": 0.4, "check_in_prompt": 0.6,
+                                   "slip_rate": 0.0, "blind_spot": True, "digits": 4},
+                        batch_size=128,
+                        optim=OptimConfig(lr=3e-3, warmup_steps=30, max_grad_norm=1.0,
+                                          schedule="cosine", min_lr_ratio=0.1),
+                        stop_accuracy=0.85, stop_style="verify", min_steps=200,
+                        check_every=25),
+          eval=EvalConfig(every=10, num_examples=256, num_samples=1, batch_size=256),
+          checkpoint=CheckpointConfig(every=20, keep=2),
+          seed=seed)
+
+
+    def smoke(cfg):
+      """Toy sizes (experiments/aha_miniature.py's debug variant): the code runs, nothing learns."""
+      return dataclasses.replace(
+          cfg, num_steps=2, prompts_per_step=4,
+          grpo=dataclasses.replace(cfg.grpo, num_samples=4),
+          sft=dataclasses.replace(cfg.sft, steps=5, batch_size=16, min_steps=0, check_every=5,
+                                  heldout_rows=16),
+          eval=EvalConfig(every=1, num_examples=8, batch_size=8),
+          checkpoint=CheckpointConfig(every=1, keep=2), tensorboard=False)
+
+
+    SEEDS = [0] if SMOKE else [0, 1]
+    CONFIGS = {s: smoke(aha_config(s)) if SMOKE else aha_config(s) for s in SEEDS}
+'''
+
+
+def aha_moment() -> nbformat.NotebookNode:
+  cells = [
+      _md('''
+          # The "aha moment" in miniature: does GRPO make a model check its own work?
+
+          **The claim** (DeepSeek-AI, *DeepSeek-R1 incentivizes reasoning in LLMs through
+          reinforcement learning*, Nature 645, 2025): trained by RL with a rule reward on the
+          final answer alone, DeepSeek-R1-Zero's responses grow longer as training goes on
+          (Fig. 1b: the average response length on the training set climbs steadily through
+          the run, which lasts ~10k policy updates; approximate, read from the figure), its
+          AIME 2024 pass@1 rises from 15.6% to 77.9% (Fig. 1a and the text), and it starts to
+          re-check its work: the frequency of reflective words ("wait", "mistake", "however",
+          "but", "retry", "error", "verify", "wrong", "evaluate", "check") rises over training
+          (Extended Data Fig. 1a), and "wait" in particular is virtually absent early, appears
+          sporadically between steps 4,000 and 7,000 and rises sharply after step 8,000
+          (Extended Data Fig. 1b, as its caption says).
+
+          **The run**: 4-digit additions, a 3-layer decoder (~330k parameters) trained from
+          scratch (`experiments/aha_miniature.py`, text in `r1jax/data/aha_miniature.py`).
+          Stage 1 (SFT) shows three styles:
+
+          | style | completion | right? |
+          |---|---|---|
+          | direct | `A:09336` | rarely: one step is too much for this model |
+          | worked | `<think>97016\\|39012\\|11103\\|72009</think>A:09326` | only when no column has two digits >= 5 |
+          | verify | `<think>97016\\|39012\\|11103\\|72009?79016\\|93113<wait>11103\\|27009\\|</think>A:09336` | almost always |
+
+          The first pass (columns units first: digit of a, digit of b, carry in, column sum)
+          has a blind spot: it forgets the carry out of a column whose two digits are both 5
+          or more (here 9 + 7), so ~58% of first passes are wrong. The check works b + a and
+          follows each column with its verdict: `|` when its carry agrees with the first
+          pass's, `<wait>` when it does not; the answer is the checked sum. (A first version
+          with random slips instead failed in an instructive way, see
+          `experiments/aha_miniature.py`: GRPO sharpened the slips away and checking stopped
+          paying.) The model starts RL thinking on about
+          a quarter of its answers and checking on about 5% of them. Stage 2 is GRPO (32
+          prompts x 8 samples, temperature 1, no KL) with reward 1 for a right answer and
+          nothing else: nothing rewards length, checking or `<wait>`. Every 10 steps 256
+          held-out sums are answered greedily and by sampling; we plot accuracy, mean length,
+          the share that thinks and that checks (works the sum a second time), `<wait>` per
+          response (and how many of those follow a column that agrees: a marker that flags
+          nothing) and the share of answers whose first pass is wrong, for two seeds. Each seed takes several minutes on a 2-core CPU
+          (the last cell prints this run's time; R1JAX_SMOKE=1: a few minutes for the code
+          only, nothing learns).
+      '''),
+      SETUP,
+      _code('''
+    import dataclasses
+    import pathlib
+    import tempfile
+    import time
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from r1jax import train
+    from r1jax.data import aha_miniature
+    from r1jax.grpo_config import GRPOConfig
+    from r1jax.metrics import read_metrics
+    from r1jax.models.config import ModelConfig
+    from r1jax.run_config import CheckpointConfig, Config, EvalConfig, OptimConfig, SFTConfig
+    from r1jax.sampler import SamplingConfig
+
+    WORK = pathlib.Path(tempfile.mkdtemp(prefix="r1jax_aha_"))
+    T_START = time.time()
+    print("stage-1 rows of 7139 + 2197, one per style (the first pass forgets the units' carry):")
+    for style in ("direct", "worked", "verify"):
+      row = aha_miniature.sft_example({"question": "7139+2197", "answer": "9336", "a": 7139,
+                                       "b": 2197, "digits": 4}, style=style,
+                                      flips=aha_miniature.blind_spot(7139, 2197))
+      print(f"  {style:7s}{row['prompt']} {row['completion']}")
+      '''),
+      _code(AHA_CONFIG),
+      _code('''
+    runs = {}
+    for seed, cfg in CONFIGS.items():
+      t0 = time.time()
+      train.run(cfg, WORK / f"seed{seed}")
+      runs[seed] = read_metrics(WORK / f"seed{seed}")
+      sft = next(r for r in runs[seed] if "sft/steps" in r)
+      print(f"seed {seed}: {(time.time() - t0) / 60:.1f} min (stage 1: {sft['sft/steps']} "
+            f"steps), metrics in {WORK / f'seed{seed}' / 'metrics.jsonl'}")
+
+
+    def series(rows, key):
+      return [r["step"] for r in rows if key in r], [r[key] for r in rows if key in r]
+      '''),
+      _md('''
+          The curves: held-out sums every 10 RL steps (step 0 is right after stage 1). Solid:
+          seed 0, faded: seed 1. The last panel is R1-Zero's published curves in words: we do
+          not redraw them, since any numbers we would plot would be read off a figure.
+      '''),
+      _code('''
+    PANELS = [
+        ("accuracy (held-out)", [("eval/greedy/strict", "greedy"),
+                                 ("eval/sampled/strict", "sampled")], True),
+        ("mean response length, tokens", [("eval/sampled/length", "held-out, sampled"),
+                                          ("length/mean", "training rollouts")], False),
+        ("share of responses that ... (held-out, sampled)",
+         [("eval/sampled/worked", "think"), ("eval/sampled/verify", "check (verify)")], True),
+        ("<wait> per response (held-out, sampled)",
+         [("eval/sampled/wait", "all <wait>"),
+          ("eval/sampled/false_wait", "<wait> where the columns agree")], False),
+        ("first pass wrong (held-out, sampled)", [("eval/sampled/slip", "share of responses")],
+         True),
+    ]
+    fig, axes = plt.subplots(2, 3, figsize=(17, 9))
+    for ax, (title, keys, share) in zip(axes.flat, PANELS):
+      for i, (key, label) in enumerate(keys):
+        for seed, rows in runs.items():
+          ax.plot(*series(rows, key), marker="o", markersize=3, color=f"C{i}",
+                  alpha=1.0 if seed == SEEDS[0] else 0.4,
+                  label=f"{label}, seed {seed}")
+      ax.set_title(title)
+      ax.set_xlabel("RL step")
+      if share:
+        ax.set_ylim(-0.03, 1.03)
+      ax.legend(fontsize=7)
+      ax.grid(alpha=0.3)
+    ax = axes.flat[-1]
+    ax.axis("off")
+    ax.text(0, 1, "DeepSeek-R1-Zero, Nature 2025 (described, not redrawn):\\n\\n"
+            "Fig. 1a  AIME 2024 pass@1 rises from 15.6% to 77.9%\\n"
+            "             over the RL run.\\n"
+            "Fig. 1b  mean response length on the training set climbs\\n"
+            "             steadily over the run (~10k steps; approximate,\\n"
+            "             read from the figure).\\n"
+            "Ext. Data Fig. 1a  reflective words rise over training.\\n"
+            "Ext. Data Fig. 1b  'wait' virtually absent early, sporadic\\n"
+            "             at steps 4,000-7,000, sharp rise after 8,000.\\n\\n"
+            "Here: the same quantities, in miniature, over RL steps.",
+            va="top", family="monospace", fontsize=9)
+    fig.suptitle("GRPO with a right-answer reward alone: accuracy, length, checking, <wait>")
+    plt.tight_layout()
+    plt.show()
+      '''),
+      _code('''
+    # The numbers behind the curves, and the issue's questions answered from them.
+    KEYS = [("greedy accuracy", "eval/greedy/strict"), ("sampled accuracy", "eval/sampled/strict"),
+            ("sampled length", "eval/sampled/length"), ("thinks", "eval/sampled/worked"),
+            ("checks", "eval/sampled/verify"), ("<wait> per response", "eval/sampled/wait"),
+            ("  of which unwarranted", "eval/sampled/false_wait"),
+            ("first pass wrong", "eval/sampled/slip")]
+    for seed, rows in runs.items():
+      evals = [r for r in rows if "eval/sampled/strict" in r]
+      first, last = evals[0], evals[-1]
+      print(f"seed {seed}, held-out sums, step {first['step']} -> step {last['step']}:")
+      for label, key in KEYS:
+        print(f"  {label:22s}{first[key]:8.3f} -> {last[key]:8.3f}")
+      # Length after the switch to thinking: from the first evaluation where 90% think.
+      for mode in ("greedy", "sampled"):
+        switched = next((r for r in evals if r[f"eval/{mode}/worked"] >= 0.9), None)
+        if switched is None:
+          print(f"  the {mode} answers never reached 90% thinking")
+          continue
+        before, after = switched[f"eval/{mode}/length"], last[f"eval/{mode}/length"]
+        print(f"  {mode}: 90% think from step {switched['step']} (checking "
+              f"{switched[f'eval/{mode}/verify']:.1%}), length {before:.1f} -> {after:.1f} "
+              f"tokens by step {last['step']} "
+              f"({'still growing' if after > before + 1 else 'not growing'} after the switch)")
+      rose = last["eval/sampled/verify"] > max(0.5, first["eval/sampled/verify"])
+      print(f"  checking {'rose above' if rose else 'did not rise above'} half of the sampled "
+            f"answers ({first['eval/sampled/verify']:.1%} -> {last['eval/sampled/verify']:.1%})")
+      '''),
+      TIMING,
+  ]
+  return v4.new_notebook(cells=cells, metadata=_metadata())
+
+
 def _metadata() -> dict:
   return {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
           "language_info": {"name": "python"}, "colab": {"provenance": []},
@@ -473,6 +689,7 @@ NOTEBOOKS = {
     "ablate_loss_aggregation.ipynb": loss_aggregation,
     "ablate_group_size_and_kl.ipynb": group_size_and_kl,
     "ablate_clip_higher.ipynb": clip_higher,
+    "aha_miniature.ipynb": aha_moment,
 }
 
 

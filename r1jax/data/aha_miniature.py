@@ -25,8 +25,10 @@ a token-level noise that RL can simply sharpen away (measured: see
 sampled away, since the policy gives the right carry almost no probability there.
 
 Besides the reward, the task reports per response (held-out and in training rollouts):
-`worked` (thinks), `verify` (thinks and checks), `wait` (count of `<wait>`: the reflective
-marker's rate per response) and `slip` (thinks and its first pass is wrong).
+`worked` (thinks), `verify` (thinks and works the sum a second time), `wait` (count of
+`<wait>`: the reflective marker's rate per response), `false_wait` (count of `<wait>`s after a
+check column that agrees with the first pass: a marker that flags nothing) and `slip` (thinks
+and its first pass is wrong).
 A `<wait>` is thus the model saying "this column of my first pass disagrees with my check";
 a first pass with one slipped carry draws one or more of them.
 """
@@ -44,7 +46,8 @@ from r1jax.data.sources import Example
 
 __all__ = ["VOCAB", "CHECK", "WAIT", "HELDOUT_ARGS", "first_pass", "direct_solution",
            "worked_solution", "verify_solution", "sft_example", "ColdStartSource",
-           "answer_reward", "worked_metric", "verify_metric", "wait_count", "slip_metric",
+           "answer_reward", "worked_metric", "verify_metric", "wait_count", "false_wait_count",
+           "slip_metric",
            "write_tokenizer", "blind_spot", "aha_miniature"]
 
 CHECK, WAIT = "?", "<wait>"
@@ -213,7 +216,7 @@ class ColdStartSource(_Generator):
 
 # The whole response: optional thinking (any symbols, `<wait>` included) then `A:` and digits.
 _ANSWER = re.compile(r"(?:<think>(?:[^<]|<wait>)*</think>)?A:(\d+)")
-_COLUMN = re.compile(r"\d{5}")
+_COLUMN_AND_MARK = re.compile(r"(\d{5})(\||\?|<wait>|)")
 
 
 def _response(response: str) -> str:
@@ -240,11 +243,20 @@ def worked_metric(response: str, example: Example) -> float:
   return float(_thinking(response) is not None)
 
 
+def _columns_written(thinking: str) -> list[tuple[str, str]]:
+  """The thinking's columns (5 digits each) with the symbol after each, read structurally.
+
+  By structure, not by the `?` symbol: nothing rewards that symbol, and RL was seen to turn
+  it into `|` while the response went on checking (seed 1 of the README's run).
+  """
+  return _COLUMN_AND_MARK.findall(thinking)
+
+
 def verify_metric(response: str, example: Example) -> float:
-  """1 if the response thinks and checks its first pass (`?` inside the thinking); reported."""
-  del example
+  """1 if the response thinks and works the sum twice (a second pass of columns); reported."""
   thinking = _thinking(response)
-  return float(thinking is not None and CHECK in thinking)
+  return float(thinking is not None and
+               len(_columns_written(thinking)) >= 2 * example["digits"])
 
 
 def wait_count(response: str, example: Example) -> float:
@@ -253,14 +265,29 @@ def wait_count(response: str, example: Example) -> float:
   return float(_response(response).count(WAIT))
 
 
+def false_wait_count(response: str, example: Example) -> float:
+  """How many of its `<wait>`s follow a check column whose carry agrees with the first pass's.
+
+  Stage 1's text never does this; a `<wait>` counted here flags no disagreement.
+  """
+  thinking = _thinking(response)
+  if thinking is None:
+    return 0.0
+  cols = _columns_written(thinking)
+  d = example["digits"]
+  return float(sum(mark == WAIT and col[2] == first[2]
+                   for (first, _), (col, mark) in zip(cols[:d], cols[d:2 * d])))
+
+
 def slip_metric(response: str, example: Example) -> float:
   """1 if the response thinks and its first pass is not the right working of a + b."""
   thinking = _thinking(response)
   if thinking is None:
     return 0.0
-  first = re.split(r"[?<]", thinking, maxsplit=1)[0]
-  right, _ = first_pass(example["a"], example["b"], example["digits"])
-  return float(first != right)
+  d = example["digits"]
+  first = [col for col, _ in _columns_written(thinking)[:d]]
+  right, _ = first_pass(example["a"], example["b"], d)
+  return float("|".join(first) != right)
 
 
 @tasks_lib.register_task("aha_miniature")
@@ -271,5 +298,5 @@ def aha_miniature(*, seed: int = 0, size: int | None = None, digits: int = 4
       "aha_miniature", AdditionSource(seed=seed, size=size, digits=digits),
       MiniatureTemplate(), {"accuracy": (answer_reward, 1.0)},
       {"strict": answer_reward, "worked": worked_metric, "verify": verify_metric,
-       "wait": wait_count, "slip": slip_metric})
+       "wait": wait_count, "false_wait": false_wait_count, "slip": slip_metric})
 
