@@ -37,10 +37,15 @@ def trained(tmp_path_factory):
   return home, proc
 
 
+# What `r1jax plot` writes for a miniature run: accuracy and reward, length, the slide of both,
+# and the held-out working / reflective-word rates.
+PLOTS = ["accuracy_reward.png", "length.png", "accuracy_length.png", "behaviour.png"]
+
+
 def test_train_leaves_plots_event_files_and_ends_with_the_summary(trained):
   home, proc = trained
   workdir = home / "runs" / "mini"
-  for name in ("accuracy_reward.png", "length.png", "accuracy_length.png", "metrics.jsonl"):
+  for name in PLOTS + ["metrics.jsonl"]:
     assert (workdir / name).is_file(), name
   assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
   assert "tensorboardX is not installed" not in proc.stderr
@@ -76,8 +81,7 @@ def test_the_printed_next_commands_run_as_printed_from_the_same_folder(trained):
   text = outputs["sample"].stdout.strip()
   assert text and set(text) <= set("0123456789+=QA:|<>/thinkeospad"), text
   assert "up to 40 tokens" in outputs["sample"].stderr
-  assert [pathlib.Path(p).name for p in outputs["plot"].stdout.split()] == [
-      "accuracy_reward.png", "length.png", "accuracy_length.png"]
+  assert [pathlib.Path(p).name for p in outputs["plot"].stdout.split()] == PLOTS
 
 
 def test_eval_and_sample_take_the_relative_workdir_with_flags(trained):
@@ -96,8 +100,7 @@ def test_plot_takes_relative_and_absolute_workdirs(trained):
   for png in workdir.glob("*.png"):
     png.unlink()
   proc = _r1jax(home, "plot", "runs/mini")
-  assert [pathlib.Path(p).name for p in proc.stdout.split()] == [
-      "accuracy_reward.png", "length.png", "accuracy_length.png"]
+  assert [pathlib.Path(p).name for p in proc.stdout.split()] == PLOTS
   assert (workdir / "accuracy_length.png").is_file()
   proc = _r1jax(home.parent, "plot", str(workdir))
   assert pathlib.Path(proc.stdout.split()[0]).parent == workdir
