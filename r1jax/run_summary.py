@@ -112,6 +112,8 @@ def summarize(workdir: str | os.PathLike, wall_s: float | None = None) -> str:
         ("sampled answers that work", "eval/sampled/working", _percent),
     ]
     for label, key, fmt in rows:
+      if key.endswith("/working") and not (before.get(key) or after.get(key)):
+        continue  # No written-out calculation before or after (the miniature works in columns).
       change = _change(before, after, key, fmt)
       if change:
         lines.append(f"  {label:<27}{change}")
