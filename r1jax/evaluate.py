@@ -339,7 +339,8 @@ def full_credit(scores: np.ndarray) -> np.ndarray:
 def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
              model_cfg: ModelConfig, sampling: sampler_lib.SamplingConfig, k: int,
              key: jax.Array, chat: bool = False, batch_size: int = 8, waves: int = 1,
-             progress: bool = True, num_resamples: int = 1000, seed: int = 0, confidence: float = 0.95,
+             progress: bool = True, num_resamples: int = 1000, seed: int = 0,
+             confidence: float = 0.95,
              journal: str | os.PathLike | None = None,
              journal_info: Mapping[str, Any] | None = None) -> Report:
   """Samples k completions per example, grades them with the task, and reports as R1 does.

@@ -166,8 +166,7 @@ def _prefill(layers, top, tokens, mask, budget, *, cfg: ModelConfig) -> _Prompts
 
   Attends over the prompt alone (T_p positions): the generation budget is not in this cache.
   """
-  t = tokens.shape[1]
-  allowed = mask[:, None, :] & jnp.tril(jnp.ones((t, t), bool))[None]
+  allowed = transformer.causal_allowed(mask)
   x = transformer.embed(top, tokens, cfg)
   x, kv = transformer.run_layers(layers, x, transformer.positions_from_mask(mask),
                                  kv_cache.prefill_attend(allowed, cfg=cfg), cfg=cfg)
@@ -294,7 +293,8 @@ def _generate(params, tokens, mask, key, budget=None, *, cfg: ModelConfig,
   # in step: its outputs and cache writes are column updates at the step, local to each
   # device's rows under a mesh. Continuous batching scatters by row id and slot position.
   static = s == b
-  state = _Loop(jnp.zeros((), jnp.int32), slots, next_row, jnp.full((b, t_new), sampling.pad_id, jnp.int32),
+  state = _Loop(jnp.zeros((), jnp.int32), slots, next_row,
+                jnp.full((b, t_new), sampling.pad_id, jnp.int32),
                 jnp.zeros((b, t_new), jnp.float32), jnp.zeros((b,), jnp.int32),
                 jnp.zeros((b,), bool), jnp.zeros((), jnp.int32))
 
@@ -353,7 +353,8 @@ def _generate(params, tokens, mask, key, budget=None, *, cfg: ModelConfig,
     done_rows = st.done_rows + jnp.sum(ended, dtype=jnp.int32)
     if progress:
       jax.debug.callback(_tick, done_rows)
-    return _Loop(st.step + 1, sl, next_row, tokens_out, logprobs_out, lengths_out, finished_out, done_rows)
+    return _Loop(st.step + 1, sl, next_row, tokens_out, logprobs_out, lengths_out, finished_out,
+                 done_rows)
 
   state = jax.lax.while_loop(cond, body, state)
   return Rollout(state.tokens, state.logprobs, state.lengths, state.finished)

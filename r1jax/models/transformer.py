@@ -34,7 +34,7 @@ from r1jax.models.config import ModelConfig
 Params = dict[str, Any]
 
 __all__ = ["AttendFn", "Params", "abstract_params", "apply_rope", "attention_impl", "block",
-           "count_params", "dense", "embed", "forward", "head_logits", "init",
+           "causal_allowed", "count_params", "dense", "embed", "forward", "head_logits", "init",
            "masked_attention", "param_logical_axes", "positions_from_mask", "rms_norm",
            "rope_inv_freq", "run_layers"]
 
@@ -406,6 +406,16 @@ def positions_from_mask(mask: jax.Array) -> jax.Array:
   return jnp.maximum(jnp.cumsum(mask, axis=1, dtype=jnp.int32) - 1, 0)
 
 
+def causal_allowed(mask: jax.Array) -> jax.Array:
+  """Which keys each query sees in self-attention from position 0: mask [B, T] -> [B, T, T].
+
+  Real keys at or before the query (causal and padding masks in one); the sampler's prefill
+  and `forward` both attend this way.
+  """
+  t = mask.shape[1]
+  return mask[:, None, :] & jnp.tril(jnp.ones((t, t), bool))[None]
+
+
 def forward(params: Params, tokens: jax.Array, *, cfg: ModelConfig,
             positions: jax.Array | None = None, attention_mask: jax.Array | None = None,
             logits_last: int | None = None,
@@ -440,7 +450,7 @@ def forward(params: Params, tokens: jax.Array, *, cfg: ModelConfig,
   mask = jnp.ones((b, t), bool) if attention_mask is None else attention_mask.astype(bool)
   if positions is None:
     positions = positions_from_mask(mask)
-  allowed = mask[:, None, :] & jnp.tril(jnp.ones((t, t), bool))[None]  # [B, T, S = T]
+  allowed = causal_allowed(mask)  # [B, T, S = T]
   attend = lambda q, k, v: (masked_attention(q, k, v, allowed, cfg=cfg), None)
   x = nn.with_logical_constraint(embed(params, tokens, cfg), ACT_AXES)
   x, _ = run_layers(params["model"]["layers"], x, positions, attend, cfg=cfg, remat=True)
