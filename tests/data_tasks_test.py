@@ -205,6 +205,20 @@ def test_lenient_reward_grading_rewards_a_right_last_number_in_prose():
     tasks.check_eval_split("arithmetic", {"seed": 0}, {"reward_grading": "lenient"})
 
 
+def test_lenient_reward_pays_only_the_last_number_so_lists_and_echoes_earn_nothing():
+  # Attacks a policy could find against "the last number is the answer": copy the prompt, or
+  # list every candidate so the right one appears somewhere, or state it and trail on.
+  lenient = tasks.get_task("arithmetic", digits=1, seed=1, reward_grading="lenient")
+  ex = next(lenient.source[i] for i in range(64)
+            if lenient.source[i]["answer"] not in map(str, lenient.source[i]["operands"]))
+  answer = int(ex["answer"])
+  assert lenient.rewards(lenient.render(ex), ex)["accuracy"] == 0.0  # The prompt echoed.
+  every = ", ".join(str(n) for n in range(answer + 5)) + f", or {answer + 5}"
+  assert answer in range(answer + 5) and lenient.rewards(every, ex)["accuracy"] == 0.0
+  assert lenient.rewards(f"It is {answer}, found in 2 steps.", ex)["accuracy"] == 0.0
+  assert lenient.rewards(f"It is {answer}, found in two steps.", ex)["accuracy"] == 1.0
+
+
 def test_qwen_math_template_asks_for_boxed_and_drops_the_format_reward(gsm8k_file):
   task = tasks.get_task("gsm8k", path=gsm8k_file, template="qwen_math")
   ex = task.source[1]
