@@ -28,7 +28,8 @@ def layer_params(params: transformer.Params, cfg: ModelConfig) -> tuple:
 
   q/k/v kernels (and biases) are fused into one [D, K, (G + 2) H] matmul grouped by kv head
   (each kv head's G query heads, then its key and value), and gate/up into one [D, 2, F]:
-  fewer, larger matmuls per layer, which run closer to memory bandwidth. The fused axis is
+  fewer, larger matmuls per layer, which run closer to memory bandwidth. On CPU each kernel
+  is held transposed (`_kernel`). The fused axis is
   never the tensor-sharded one (K and F are), so tensor parallelism never cuts a fused weight
   and the splits after the matmul stay on one device.
   """
@@ -46,9 +47,8 @@ def layer_params(params: transformer.Params, cfg: ModelConfig) -> tuple:
   layers = []
   for i in range(cfg.num_layers):
     gate_up = jnp.stack([mlp["gate_proj"]["kernel"][i], mlp["up_proj"]["kernel"][i]], axis=-2)
-    self_attn = {"qkv": {"kernel": _pin(qkv(i, "kernel"), ("embed", "kv_heads", None))},
-                 "o_proj": {"kernel": _pin(attn["o_proj"]["kernel"][i], ("q_heads", "embed"),
-                                           h_unit)}}
+    self_attn = {"qkv": _kernel(qkv(i, "kernel"), ("embed", "kv_heads", None)),
+                 "o_proj": _kernel(attn["o_proj"]["kernel"][i], ("q_heads", "embed"), h_unit)}
     if cfg.qkv_bias:
       self_attn["qkv"]["bias"] = _pin(qkv(i, "bias"), ("kv_heads", None))
     if cfg.qk_norm:
@@ -57,14 +57,29 @@ def layer_params(params: transformer.Params, cfg: ModelConfig) -> tuple:
     layer = {"input_layernorm": {"weight": stack["input_layernorm"]["weight"][i]},
              "post_attention_layernorm": {"weight": stack["post_attention_layernorm"]["weight"][i]},
              "self_attn": self_attn,
-             "mlp": {"gate_up": {"kernel": _pin(gate_up, ("embed", None, "mlp"))},
-                     "down_proj": {"kernel": _pin(mlp["down_proj"]["kernel"][i], ("mlp", "embed"))}}}
+             "mlp": {"gate_up": _kernel(gate_up, ("embed", None, "mlp")),
+                     "down_proj": _kernel(mlp["down_proj"]["kernel"][i], ("mlp", "embed"))}}
     # Norm weights are small: replicated. (The projections keep the pins above: a map that
     # re-pinned every leaf would replicate the tensor-parallel weights too.)
     layers.append(jax.tree_util.tree_map_with_path(
         lambda path, x: _pin(x, (None,) * x.ndim)
         if any("norm" in str(getattr(k, "key", "")) for k in path) else x, layer))
   return tuple(layers)
+
+
+def _kernel(w: jax.Array, names: tuple[str | None, ...],
+            units: dict[str, int] | None = None) -> dict[str, jax.Array]:
+  """One decode kernel [D_in, out...], pinned; on CPU transposed to 'kernel_t' [out..., D_in].
+
+  XLA:CPU's dot at 16 rows reads a weight faster as the left operand contracting its
+  contiguous axis: 30 SmolLM2 MLPs ran in 27.3 ms against 37.7 ms as stored (11.7 vs 8.4 GB/s),
+  and the whole decode 201.6 vs 184.6 tokens/s. The transpose runs once per sampler call.
+  Accelerators keep the stored layout (their dot libraries take either; not measured there).
+  """
+  if jax.default_backend() == "cpu":
+    perm = tuple(range(1, w.ndim)) + (0,)
+    return {"kernel_t": _pin(jnp.transpose(w, perm), tuple(names[j] for j in perm), units)}
+  return {"kernel": _pin(w, names, units)}
 
 
 def top_params(params: transformer.Params, cfg: ModelConfig) -> transformer.Params:

@@ -360,19 +360,18 @@ def _generate(params, tokens, mask, key, budget=None, *, cfg: ModelConfig,
   return Rollout(state.tokens, state.logprobs, state.lengths, state.finished)
 
 
-# XLA:CPU (jax 0.10) hands dots to YNNPACK fusions by default; for decode's [B, D] x [D, F]
-# products with B ~ 16 they ran 4-5x slower than XLA's own Eigen dots on the 2-core machine
-# (430 MB of layer weights: 497 ms vs 106 ms under the same load). The option is per
-# compilation, so it touches nothing else in the process.
-_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+# XLA:CPU (jax 0.10.2) hands dots to YNNPACK fusions by default, and the sampler keeps them:
+# with the decode weights transposed (r1jax/decode_layout.py) SmolLM2's 16-row decode ran
+# 201.6 tokens/s against 151.5 with YNNPACK off and 140.5 with it off and the weights as
+# stored (idle 2-core machine; 139.5 vs 108.0 with one core busy). An earlier jax measured the
+# opposite, so the benchmark (experiments/benchmarks/sampler_vs_transformers.py) is the judge.
 _JITTED = {}
 
 
 def _jitted_generate(platform: str):
   if platform not in _JITTED:
     _JITTED[platform] = jax.jit(
-        _generate, static_argnames=("cfg", "sampling", "num_samples", "progress"),
-        compiler_options=_CPU_OPTIONS if platform == "cpu" else None)
+        _generate, static_argnames=("cfg", "sampling", "num_samples", "progress"))
   return _JITTED[platform]
 
 

@@ -116,9 +116,20 @@ def rms_norm(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
 
 
 def dense(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
-  """x [..., D_in] @ p['kernel'] [D_in, ...] (+ p['bias']) in the compute dtype."""
+  """x [..., D_in] @ p['kernel'] [D_in, ...] (+ p['bias']) in the compute dtype.
+
+  The decode layout may hold the kernel transposed instead, as p['kernel_t'] [..., D_in]
+  (r1jax/decode_layout.py): the product is then taken with the weight as the dot's left
+  operand, contracting its contiguous last axis, and the small [..., B] result transposed.
+  """
   dt = _dtype(cfg.dtype)
-  y = jnp.tensordot(x.astype(dt), p["kernel"].astype(dt), axes=1)
+  if "kernel_t" in p:
+    w = p["kernel_t"].astype(dt)
+    y = jnp.tensordot(w, x.astype(dt), axes=((w.ndim - 1,), (x.ndim - 1,)))  # [out..., lead...]
+    n_out = w.ndim - 1
+    y = jnp.transpose(y, tuple(range(n_out, y.ndim)) + tuple(range(n_out)))
+  else:
+    y = jnp.tensordot(x.astype(dt), p["kernel"].astype(dt), axes=1)
   return y + p["bias"].astype(dt) if "bias" in p else y
 
 
