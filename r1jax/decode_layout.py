@@ -74,9 +74,9 @@ def _kernel(w: jax.Array, names: tuple[str | None, ...],
   XLA:CPU's dot at 16 rows reads a weight faster as the left operand contracting its
   contiguous axis: 30 SmolLM2 MLPs ran in 27.3 ms against 37.7 ms as stored (11.7 vs 8.4 GB/s),
   and the whole decode 201.6 vs 184.6 tokens/s. The transpose runs once per sampler call.
-  Accelerators keep the stored layout (their dot libraries take either; not measured there).
+  Accelerators and meshes keep the stored layout (`_transposed`).
   """
-  if jax.default_backend() == "cpu":
+  if _transposed():
     perm = tuple(range(1, w.ndim)) + (0,)
     return {"kernel_t": _pin(jnp.transpose(w, perm), tuple(names[j] for j in perm), units)}
   return {"kernel": _pin(w, names, units)}
@@ -89,14 +89,20 @@ def top_params(params: transformer.Params, cfg: ModelConfig) -> transformer.Para
   if "lm_head" in params:
     top["lm_head"] = params["lm_head"]
   layout = _layout()
-  if layout is None:
-    return top
-  sizes, rules = layout
-  specs = sharding.param_specs(cfg, sizes, rules)
-  return jax.tree.map(lambda x, s: jax.lax.with_sharding_constraint(x, s), top,
-                      {k: ({"embed_tokens": specs["model"]["embed_tokens"],
-                            "norm": specs["model"]["norm"]} if k == "model" else specs[k])
-                       for k in top})
+  if layout is not None:
+    sizes, rules = layout
+    specs = sharding.param_specs(cfg, sizes, rules)
+    top = jax.tree.map(lambda x, s: jax.lax.with_sharding_constraint(x, s), top,
+                       {k: ({"embed_tokens": specs["model"]["embed_tokens"],
+                             "norm": specs["model"]["norm"]} if k == "model" else specs[k])
+                        for k in top})
+  if _transposed():
+    # The head as [V, D], the dot's left operand (as `_kernel`): 16 rows' logits are then
+    # the same numbers whatever else shares the batch (YNNPACK's x @ W at 16 and 64 rows
+    # rounds differently, which changed sampled tokens between schedules), and faster.
+    top["lm_head"] = {"kernel_t": top["model"]["embed_tokens"]["embedding"]
+                      if cfg.tie_embeddings else top["lm_head"]["kernel"].T}
+  return top
 
 
 def cast(params: transformer.Params, cfg: ModelConfig) -> transformer.Params:
@@ -127,6 +133,16 @@ def _layout() -> tuple[dict[str, int], sharding.Rules] | None:
     return None
   rules = tuple(nn.get_logical_axis_rules()) or sharding.DEFAULT_RULES
   return dict(mesh.shape), sharding.decode_rules(rules)
+
+
+def _transposed() -> bool:
+  """Whether decode kernels are held transposed: on one CPU device only.
+
+  A measured XLA:CPU gain; accelerators' dot libraries take either layout (not measured
+  there), and under a mesh (on accelerators, or the dry run's fake CPU devices, which stand
+  for them) the stored layout keeps the sharding plan the compiler checks.
+  """
+  return jax.default_backend() == "cpu" and _layout() is None
 
 
 def _pin(x: jax.Array, names: tuple[str | None, ...],

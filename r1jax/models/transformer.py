@@ -271,6 +271,10 @@ def head_logits(params: Params, x: jax.Array, *, cfg: ModelConfig) -> jax.Array:
   the GRPO update applies it to chunks of the completion so [B, T, V] never exists whole, and
   the sampler to the last position of each row.
   """
+  if "kernel_t" in params.get("lm_head", {}):  # [V, D], the decode layout's on CPU.
+    w = params["lm_head"]["kernel_t"]
+    y = jnp.einsum("vd,...d->v...", w.astype(x.dtype), x, preferred_element_type=jnp.float32)
+    return jnp.moveaxis(y, 0, -1).astype(jnp.float32)
   if cfg.tie_embeddings:
     return _head(x, params["model"]["embed_tokens"]["embedding"], True)
   return _head(x, params["lm_head"]["kernel"], False)
