@@ -28,7 +28,7 @@ Run:
       [--new-tokens 256] [--median 24] [--sigma 1.0] [--reps 1]
 
 Needs the SmolLM2 GGUF (`r1jax fetch smollm2-135m`). Figures measured are in the README
-("Sampling speed").
+("How a rollout is decoded").
 """
 
 from __future__ import annotations

@@ -18,9 +18,10 @@ starts: `--threads 1` is the comparison to make when the machine's cores are bus
 work, where torch's spinning OpenMP threads otherwise collapse (see the figures below).
 
 Needs torch and transformers (`pip install -e .[parity]`) and the SmolLM2 GGUF
-(`r1jax fetch smollm2-135m`). For reference, transformers alone did 107.5 tokens/s
-on the idle 2-core development machine (batch 16). Measured results are in the docstring
-of `r1jax/sampler.py`'s report (issue 3).
+(`r1jax fetch smollm2-135m`). The peer's speed moves with its versions: on the idle 2-core
+development machine transformers decoded these 16 rows at 107-113 tokens/s on an earlier
+torch and at 159-170 on torch 2.14.1 / transformers 5.25. Measured results are in the
+README ("How a rollout is decoded").
 """
 
 from __future__ import annotations
