@@ -1,0 +1,55 @@
+"""r1jax/decode_layout.py: the sampler's fused, transposed weights compute what the stored ones do."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from r1jax import decode_layout
+from r1jax.models import ModelConfig, init, transformer
+
+ATOL = 1e-5  # float32: the same products, summed in another order.
+
+FAMILIES = {
+    "llama": ModelConfig(),
+    "qwen2_untied_bias": ModelConfig(family="qwen2", qkv_bias=True, tie_embeddings=False),
+    "qwen3": ModelConfig(family="qwen3", qk_norm=True),
+    "gemma": ModelConfig(family="gemma", num_kv_heads=1, mlp_activation="gelu_tanh",
+                         embed_scale=True, norm_plus_one=True),
+}
+
+
+def _params(cfg):
+  params = init(cfg, jax.random.key(0))
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(1), len(leaves))
+  # Biases start at 0: perturb every leaf so a dropped or misplaced one shows.
+  return jax.tree.unflatten(
+      tree, [x + 0.1 * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)])
+
+
+def _attend(cfg, t):
+  allowed = jnp.broadcast_to(jnp.tril(jnp.ones((t, t), bool)), (2, t, t))
+  return lambda q, k, v: (transformer.masked_attention(q, k, v, allowed, cfg=cfg), None)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_decode_layers_and_head_equal_the_stored_ones(family):
+  cfg = FAMILIES[family]
+  params = _params(cfg)
+  layers = decode_layout.layer_params(params, cfg)
+  top = decode_layout.top_params(params, cfg)
+  # On one CPU device every projection and the head are held transposed ([out..., D_in]).
+  assert jax.default_backend() == "cpu"
+  assert all("kernel_t" in p and "kernel" not in p
+             for p in (layers[0]["self_attn"]["qkv"], layers[0]["self_attn"]["o_proj"],
+                       layers[0]["mlp"]["gate_up"], layers[0]["mlp"]["down_proj"]))
+  assert "kernel_t" in top["lm_head"]
+  x = jax.random.normal(jax.random.key(2), (2, 5, cfg.hidden_size), jnp.float32)
+  positions = jnp.broadcast_to(jnp.arange(5), (2, 5))
+  stored = jax.tree.map(lambda a: a[0], params["model"]["layers"])
+  want, _ = transformer.block(stored, x, positions, _attend(cfg, 5), cfg=cfg)
+  got, _ = transformer.block(layers[0], x, positions, _attend(cfg, 5), cfg=cfg)
+  np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
+  np.testing.assert_allclose(transformer.head_logits(top, x, cfg=cfg),
+                             transformer.head_logits(params, x, cfg=cfg), atol=ATOL, rtol=0)
