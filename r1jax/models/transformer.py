@@ -120,14 +120,17 @@ def dense(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
 
   The decode layout may hold the kernel transposed instead, as p['kernel_t'] [..., D_in]
   (r1jax/decode_layout.py): the product is then taken with the weight as the dot's left
-  operand, contracting its contiguous last axis, and the small [..., B] result transposed.
+  operand, contracting its contiguous last axis, and the small [O, N] result transposed.
+  Both sides are flattened to 2-D first: XLA:CPU's dot then gives each row the same bits
+  whatever else shares the batch (with x [B, 1, D] unflattened it did not), which keeps a
+  row's sampled tokens independent of the decode schedule.
   """
   dt = _dtype(cfg.dtype)
   if "kernel_t" in p:
     w = p["kernel_t"].astype(dt)
-    y = jnp.tensordot(w, x.astype(dt), axes=((w.ndim - 1,), (x.ndim - 1,)))  # [out..., lead...]
-    n_out = w.ndim - 1
-    y = jnp.transpose(y, tuple(range(n_out, y.ndim)) + tuple(range(n_out)))
+    lead, out = x.shape[:-1], w.shape[:-1]
+    y = jnp.einsum("od,nd->on", w.reshape(-1, w.shape[-1]), x.astype(dt).reshape(-1, x.shape[-1]))
+    y = y.T.reshape(*lead, *out)
   else:
     y = jnp.tensordot(x.astype(dt), p["kernel"].astype(dt), axes=1)
   return y + p["bias"].astype(dt) if "bias" in p else y
