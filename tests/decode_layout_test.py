@@ -6,26 +6,13 @@ import numpy as np
 import pytest
 
 from r1jax import decode_layout
-from r1jax.models import ModelConfig, init, transformer
+from r1jax.models import ModelConfig, transformer
+from tests import models_transformer_test
 
 ATOL = 1e-5  # float32: the same products, summed in another order.
 
-FAMILIES = {
-    "llama": ModelConfig(),
-    "qwen2_untied_bias": ModelConfig(family="qwen2", qkv_bias=True, tie_embeddings=False),
-    "qwen3": ModelConfig(family="qwen3", qk_norm=True),
-    "gemma": ModelConfig(family="gemma", num_kv_heads=1, mlp_activation="gelu_tanh",
-                         embed_scale=True, norm_plus_one=True),
-}
-
-
-def _params(cfg):
-  params = init(cfg, jax.random.key(0))
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.key(1), len(leaves))
-  # Biases start at 0: perturb every leaf so a dropped or misplaced one shows.
-  return jax.tree.unflatten(
-      tree, [x + 0.1 * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)])
+# The model families of the transformer tests, with every leaf perturbed off its init.
+FAMILIES = models_transformer_test.FAMILIES
 
 
 def _attend(cfg, t):
@@ -36,7 +23,7 @@ def _attend(cfg, t):
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_decode_layers_and_head_equal_the_stored_ones(family):
   cfg = FAMILIES[family]
-  params = _params(cfg)
+  params = models_transformer_test._random_params(cfg)  # pylint: disable=protected-access
   layers = decode_layout.layer_params(params, cfg)
   top = decode_layout.top_params(params, cfg)
   # On one CPU device every projection and the head are held transposed ([out..., D_in]).
