@@ -44,9 +44,7 @@ def abstract_cache(cfg: ModelConfig, slots: int, length: int, prompts: int = 0,
   """The sampler's caches as shapes (allocates nothing), stacked over layers for planning.
 
   k, v [L, S, K, C, H] for S decode slots of C = T_p + T_new positions; with `prompts` P > 0
-  also prompt_k, prompt_v [L, P, K, T_p, H], the prefilled prompts slots copy from. The
-  sampler holds each layer's as parts (the module docstring's layout): the same bytes, and
-  the same split over the batch, kv-head and length axes.
+  also prompt_k, prompt_v [L, P, K, T_p, H], the prefilled prompts slots copy from.
   """
   dt = jnp.dtype(cfg.dtype)
   shape = lambda b, t: jax.ShapeDtypeStruct(
