@@ -153,7 +153,7 @@ def _top_logits(top: transformer.Params, x: jax.Array, cfg: ModelConfig) -> jax.
 
 class _Prompts(NamedTuple):
   """The P distinct prompts, prefilled once; decode slots copy a prompt's part when they start."""
-  k: tuple[jax.Array, ...]  # L x [P, K, H, T_p] keys of the prompt positions (after RoPE).
+  k: tuple[jax.Array, ...]  # L x [P, K, T_p, H] keys of the prompt positions (after RoPE).
   v: tuple[jax.Array, ...]  # L x [P, K, T_p, H]
   mask: jax.Array  # [P, T_p] bool: real prompt tokens (prompts are left-padded).
   logits: jax.Array  # [P, V] float32: next-token logits after each prompt.
@@ -177,8 +177,8 @@ def _prefill(layers, top, tokens, mask, budget, *, cfg: ModelConfig) -> _Prompts
 
 class _Slots(NamedTuple):
   """The decode batch: S slots, each generating one (prompt, sample) row or idle."""
-  # L x the layer's cache parts (r1jax/models/kv_cache.py): the prompt's, then the generated
-  # blocks (their spans sum to T_new); keys [S, K, H, span], values [S, K, span, H].
+  # L x the layer's cache parts (r1jax/models/kv_cache.py): the prompt's [S, K, T_p, H], then
+  # the generated blocks [S, K, span, H] (their spans sum to T_new).
   k: tuple[tuple[jax.Array, ...], ...]
   v: tuple[tuple[jax.Array, ...], ...]
   prompt_mask: jax.Array  # [S, T_p] bool: the slot's prompt tokens.
@@ -266,26 +266,20 @@ def _generate(params, tokens, mask, key, budget=None, *, cfg: ModelConfig,
   m = max([len(q) for q in sampling.stop_sequences] + [1])
   start = functools.partial(_start_rows, prompts=prompts, num_rows=b, num_samples=num_samples)
   dt = jnp.dtype(cfg.dtype)
-  pin_v = lambda x: decode_layout.rows(x, "cache_batch", "cache_kv_heads", "cache_length", None)
-  pin_k = lambda x: decode_layout.rows(x, "cache_batch", "cache_kv_heads", None, "cache_length")
-  spans = kv_cache.block_spans(t_new, sampling.cache_blocks)
-  k_blocks = tuple(pin_k(jnp.zeros((s, cfg.num_kv_heads, cfg.head_dim, n), dt)) for n in spans)
-  v_blocks = tuple(pin_v(jnp.zeros((s, cfg.num_kv_heads, n, cfg.head_dim), dt)) for n in spans)
+  pin = lambda x: decode_layout.rows(x, "cache_batch", "cache_kv_heads", "cache_length", None)
+  blocks = tuple(pin(jnp.zeros((s, cfg.num_kv_heads, span, cfg.head_dim), dt))
+                 for span in kv_cache.block_spans(t_new, sampling.cache_blocks))
   if s == b:  # Every row its own slot: the fan-out is a repeat (sharded like the rows).
     fan = lambda x: jnp.repeat(x, num_samples, axis=0)
-    k_parts = lambda pc: (pin_k(fan(pc).astype(dt)),) + k_blocks
-    v_parts = lambda pc: (pin_v(fan(pc).astype(dt)),) + v_blocks
-    slots = _Slots(tuple(map(k_parts, prompts.k)), tuple(map(v_parts, prompts.v)),
-                   fan(prompts.mask),
+    parts = lambda pc: (pin(fan(pc).astype(dt)),) + blocks
+    slots = _Slots(tuple(map(parts, prompts.k)), tuple(map(parts, prompts.v)), fan(prompts.mask),
                    jnp.arange(b, dtype=jnp.int32), jnp.zeros((b,), jnp.int32),
                    fan(prompts.length), fan(prompts.budget), fan(prompts.logits),
                    jnp.full((b, m), -1, jnp.int32))
     next_row = jnp.asarray(b, jnp.int32)
   else:  # Empty slots, then the first S rows start through the same path as later ones.
-    empty = jnp.zeros((s, cfg.num_kv_heads, t_prompt, cfg.head_dim), dt)
-    empty_k = (pin_k(jnp.swapaxes(empty, 2, 3)),) + k_blocks
-    empty_v = (pin_v(empty),) + v_blocks
-    slots = _Slots((empty_k,) * cfg.num_layers, (empty_v,) * cfg.num_layers,
+    empty = (pin(jnp.zeros((s, cfg.num_kv_heads, t_prompt, cfg.head_dim), dt)),) + blocks
+    slots = _Slots((empty,) * cfg.num_layers, (empty,) * cfg.num_layers,
                    jnp.zeros((s, t_prompt), bool), jnp.full((s,), b, jnp.int32),
                    jnp.zeros((s,), jnp.int32), jnp.zeros((s,), jnp.int32),
                    jnp.zeros((s,), jnp.int32), jnp.zeros((s, cfg.vocab_size), jnp.float32),

@@ -28,11 +28,10 @@ def test_block_spans_cut_the_budget_into_equal_blocks():
   assert kv_cache.block_spans(64, 1) == (64,)
 
 
-def _parts(x, t_prompt, spans, keys=False):
+def _parts(x, t_prompt, spans):
   """[S, K, C, H] -> the prompt part and the generated blocks, as decode holds them."""
   cuts = np.cumsum((t_prompt,) + spans)[:-1]
-  parts = jnp.split(x, cuts, axis=2)
-  return tuple(jnp.swapaxes(p, 2, 3) for p in parts) if keys else tuple(parts)
+  return tuple(jnp.split(x, cuts, axis=2))
 
 
 def test_attention_over_the_filled_blocks_equals_attention_over_the_whole_cache():
@@ -55,10 +54,10 @@ def test_attention_over_the_filled_blocks_equals_attention_over_the_whole_cache(
   for name, (spans, ch) in {"filled": (kv_cache.block_spans(t_new, 8), choice),
                             "whole": ((t_new,), 0)}.items():
     out, (ck, cv) = kv_cache.decode_attend(
-        _parts(cache_k, t_prompt, spans, keys=True), _parts(cache_v, t_prompt, spans), at,
-        allowed, jnp.asarray(ch))(q, new_k, new_v)
+        _parts(cache_k, t_prompt, spans), _parts(cache_v, t_prompt, spans), at, allowed,
+        jnp.asarray(ch))(q, new_k, new_v)
     outs[name] = out
-    ck, cv = jnp.swapaxes(jnp.concatenate(ck, axis=3), 2, 3), jnp.concatenate(cv, axis=2)
+    ck, cv = jnp.concatenate(ck, axis=2), jnp.concatenate(cv, axis=2)
     np.testing.assert_array_equal(ck[np.arange(s), :, write], new_k[:, 0])
     np.testing.assert_array_equal(cv[np.arange(s), :, write], new_v[:, 0])
     untouched = np.ones((s, c), bool)
@@ -71,18 +70,15 @@ def test_attention_over_the_filled_blocks_equals_attention_over_the_whole_cache(
 def test_a_write_outside_the_generated_blocks_is_dropped_and_one_position_writes_every_row():
   s, k, h = 2, 1, 4
   spans = (4, 4)
-  parts = lambda keys: tuple(jnp.zeros((s, k, h, n) if keys else (s, k, n, h))
-                             for n in (3,) + spans)
+  parts = (jnp.zeros((s, k, 3, h)),) + tuple(jnp.zeros((s, k, sp, h)) for sp in spans)
   q = jnp.ones((s, 1, 1, h))
   new = jnp.ones((s, 1, k, h))
   allowed = jnp.ones((s, 11), bool)
   for at, expect in ((jnp.asarray(5), [5, 5]), (jnp.asarray([8, 2]), [None, 2]),
                      (jnp.asarray([-1, 9]), [None, None])):
-    _, (ck, cv) = kv_cache.decode_attend(parts(True), parts(False), at, allowed,
-                                         jnp.asarray(1))(q, new, new)
-    gen = np.asarray(jnp.concatenate(cv[1:], axis=2))[:, 0, :, 0]  # [S, 8]
-    np.testing.assert_array_equal(np.asarray(jnp.concatenate(ck[1:], axis=3))[:, 0, 0], gen)
-    assert np.asarray(ck[0]).sum() == 0 and np.asarray(cv[0]).sum() == 0  # Prompt: never written.
+    _, (ck, _) = kv_cache.decode_attend(parts, parts, at, allowed, jnp.asarray(1))(q, new, new)
+    gen = np.asarray(jnp.concatenate(ck[1:], axis=2))[:, 0, :, 0]  # [S, 8]
+    assert np.asarray(ck[0]).sum() == 0  # The prompt part is never written.
     for row, pos in enumerate(expect):
       want = np.zeros(8)
       if pos is not None:
