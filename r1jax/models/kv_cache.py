@@ -3,21 +3,18 @@
 Place in the pipeline: the sampler (r1jax/sampler.py, step 2 of a GRPO step) runs the model's
 own `transformer.block` for prefill and decode; the `attend` functions here are what it hands
 the block. Prefill's attention is the model's masked attention over the prompt alone, keeping
-the keys and values; decode's writes each row's new key and value at that row's own position
-and attends over the cache up to the longest live row, not the whole budget.
+the keys and values; decode's writes each row's new key and value at that row's own slot and
+attends over the cache up to the longest live row, not the whole budget.
 
-Layout: a layer's keys (and values) are a tuple of parts, each [S, K, span, H] for S decode
-slots (rows being generated), K kv heads, H head dim: first the prompt part (span T_p, the
-bucket, left-padded), then the generated positions cut into equal blocks (`block_spans`).
-Putting (S, K) first lets the per-head dots run as batched matmuls without a transpose.
+Layout (one array per layer): k, v [S, K, C, H] for S decode slots (rows being generated),
+K kv heads, C = T_p + T_new cache positions (the prompt bucket, left-padded, then the row's
+generated tokens), H head dim. Putting (S, K) first lets the per-head dots run as batched
+matmuls without a transpose per step.
 
-Filled-part attention without dynamic shapes: each decode step picks (lax.switch) the branch
-that attends over the prompt and the blocks up to the longest live row. The blocks are
-separate arrays so that a branch hands whole arrays to its dots: a prefix slice of one
-[S, K, C, H] array is not contiguous, and XLA:CPU copied it on every step and layer, which
-cost more than reading the whole cache (64 rows, 448 positions: 209 ms a step for 30 layers
-over 224 positions as a slice, against 65 ms as blocks). A step early in a long generation
-reads T_p + one block, not T_p + T_new; one compile covers every length.
+Filled-part attention without dynamic shapes: the budget T_new is cut into `blocks` equal
+spans, and each decode step picks (lax.switch) the branch that attends over the prompt plus
+the spans up to the longest live row. A step early in a long generation reads T_p + T_new /
+blocks positions, not T_p + T_new; one compile covers every length.
 """
 
 from __future__ import annotations
@@ -27,12 +24,11 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from r1jax.models import transformer
 from r1jax.models.config import ModelConfig
 
-__all__ = ["abstract_cache", "block_spans", "decode_attend", "filled_lengths", "filled_choice",
+__all__ = ["abstract_cache", "decode_attend", "filled_lengths", "filled_choice",
            "prefill_attend"]
 
 
@@ -62,16 +58,11 @@ def prefill_attend(allowed: jax.Array, *, cfg: ModelConfig) -> transformer.Atten
   return attend
 
 
-def block_spans(t_new: int, blocks: int) -> tuple[int, ...]:
-  """Lengths of the generated blocks: `blocks` equal spans of T_new (the last may be shorter)."""
+def filled_lengths(t_prompt: int, t_new: int, blocks: int) -> tuple[int, ...]:
+  """The cache prefix lengths decode may attend over: T_p + each multiple of the span, to C."""
   blocks = max(1, min(blocks, t_new))
   span = -(-t_new // blocks)
-  return tuple(min(span, t_new - start) for start in range(0, t_new, span))
-
-
-def filled_lengths(t_prompt: int, t_new: int, blocks: int) -> tuple[int, ...]:
-  """The cache prefix lengths decode may attend over: T_p + each block's end, to C."""
-  return tuple(t_prompt + end for end in np.cumsum(block_spans(t_new, blocks)).tolist())
+  return tuple(sorted({t_prompt + min(span * j, t_new) for j in range(1, blocks + 1)}))
 
 
 def filled_choice(lengths: Sequence[int], t_prompt: int, needed: jax.Array) -> jax.Array:
@@ -80,68 +71,47 @@ def filled_choice(lengths: Sequence[int], t_prompt: int, needed: jax.Array) -> j
   return jnp.minimum(jnp.sum(ends < needed), len(lengths) - 1).astype(jnp.int32)
 
 
-def _attend_parts(q, ks, vs, allowed):
-  """q [S, K, G, H] over cache parts ks, vs (each [S, K, span, H]) -> [S, K, G, H].
-
-  allowed [S, sum of spans] bool. Scores are [S, K, span, G] (positions before the G query
-  heads of a KV head): XLA:CPU runs these batched dots with small G about 1.3x faster this
-  way round than as [S, K, G, span] (64 rows, 448 positions: 12.3 vs 16.3 ms per layer).
-  """
+def _attend_prefix(length: int, q, cache_k, cache_v, allowed):
+  """q [S, K, G, H] over the first `length` positions of cache_k/v [S, K, C, H] -> [S, K, G, H]."""
   h = q.shape[-1]
-  scores = jnp.concatenate(
-      [jnp.einsum("bksh,bkgh->bksg", k.astype(q.dtype), q, preferred_element_type=jnp.float32)
-       for k in ks], axis=2) * (h ** -0.5)
-  scores = jnp.where(allowed[:, None, :, None], scores, jnp.finfo(jnp.float32).min)
+  k, v = cache_k[:, :, :length].astype(q.dtype), cache_v[:, :, :length].astype(q.dtype)
+  # Scores come out [S, K, C, G] (positions before the G query heads of a KV head): XLA:CPU
+  # runs these batched dots with small G about 1.3x faster this way round than as
+  # [S, K, G, C] (64 rows, 448 positions: 12.3 vs 16.3 ms per layer).
+  scores = jnp.einsum("bksh,bkgh->bksg", k, q, preferred_element_type=jnp.float32) * (h ** -0.5)
+  scores = jnp.where(allowed[:, None, :length, None], scores, jnp.finfo(jnp.float32).min)
   probs = jax.nn.softmax(scores, axis=2).astype(q.dtype)
-  out, start = None, 0
-  for v in vs:  # Part by part in order: parts past the live rows add exact zeros.
-    span = v.shape[2]
-    part = jnp.einsum("bksg,bksh->bkgh", probs[:, :, start:start + span], v.astype(q.dtype))
-    out, start = part if out is None else out + part, start + span
-  return out
+  return jnp.einsum("bksg,bksh->bkgh", probs, v)
 
 
-def decode_attend(cache_k: Sequence[jax.Array], cache_v: Sequence[jax.Array], at: jax.Array,
-                  allowed: jax.Array, choice: jax.Array) -> transformer.AttendFn:
-  """Attention for one new token per slot, with the layer's cache parts in and out.
+def decode_attend(cache_k: jax.Array, cache_v: jax.Array, write: jax.Array, allowed: jax.Array,
+                  choice: jax.Array, lengths: Sequence[int]) -> transformer.AttendFn:
+  """Attention for one new token per slot, with the layer's cache in and out.
 
   Args:
-    cache_k, cache_v: the layer's cache parts: the prompt's [S, K, T_p, H], then the
-      generated blocks [S, K, span, H] (`block_spans`).
-    at: int32 [S], the generated position (0-based, after the prompt) each slot's new key and
-      value go to, or a () int32 when every slot writes the same one. Positions outside the
-      generated blocks are not written (an idle slot's).
-    allowed: bool [S, C], the positions each slot's query sees (its new one included), C the
-      sum of the parts' spans.
-    choice: () int32: attend over the prompt and blocks 0..choice (`filled_choice`); it must
-      cover every live slot's allowed positions.
+    cache_k, cache_v: the layer's cache [S, K, C, H].
+    write: int32 [S], the position each slot's new key and value go to, or a () int32 when
+      every slot writes the same position.
+    allowed: bool [S, C], the positions each slot's query sees (its new one included).
+    choice: () int32, which of `lengths` to attend over (`filled_choice`): it must cover every
+      live slot's allowed positions.
+    lengths: the static prefix lengths of `filled_lengths`.
 
   Returns:
-    attend(q [S, 1, N, H], k, v [S, 1, K, H]) -> (out [S, 1, N H], (new parts k, new parts v)).
+    attend(q [S, 1, N, H], k, v [S, 1, K, H]) -> (out [S, 1, N H], (new cache_k, new cache_v)).
   """
 
   def attend(q, k, v):
     s, _, n, h = q.shape
     kv = k.shape[2]
-
-    def put(parts, x):  # x [S, 1, K, H] into the block holding `at`; the rest untouched.
-      out, start = [parts[0]], 0
-      for c in parts[1:]:
-        span = c.shape[2]
-        pos = at - start
-        pos = jnp.where((pos >= 0) & (pos < span), pos, span)  # span: out of range, dropped.
-        if at.ndim == 0:  # Every slot at one position: a column update.
-          out.append(c.at[:, :, pos].set(x[:, 0].astype(c.dtype), mode="drop"))
-        else:
-          out.append(c.at[jnp.arange(s), :, pos].set(x[:, 0].astype(c.dtype), mode="drop"))
-        start += span
-      return tuple(out)
-
+    if write.ndim == 0:  # Every slot at one position: a column update.
+      put = lambda c, x: jax.lax.dynamic_update_slice(
+          c, jnp.swapaxes(x, 1, 2).astype(c.dtype), (0, 0, write, 0))
+    else:  # Each slot at its own position.
+      put = lambda c, x: c.at[jnp.arange(s), :, write].set(x[:, 0].astype(c.dtype), mode="drop")
     new_k, new_v = put(cache_k, k), put(cache_v, v)
     qg = q.reshape(s, kv, n // kv, h)
-    ends = np.cumsum([c.shape[2] for c in new_k]).tolist()
-    branches = [functools.partial(lambda j, q_, ks, vs, a: _attend_parts(
-        q_, ks[:j + 2], vs[:j + 2], a[:, :ends[j + 1]]), j) for j in range(len(new_k) - 1)]
+    branches = [functools.partial(_attend_prefix, length) for length in lengths]
     if len(branches) == 1:
       out = branches[0](qg, new_k, new_v, allowed)
     else:
