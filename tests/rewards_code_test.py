@@ -126,6 +126,27 @@ def test_fork_bombs_and_subprocesses_are_contained(bomb, isolation):
   assert time.monotonic() - start < 3.0
 
 
+@pytest.mark.skipif(not OS, reason="no OS isolation on this machine")
+def test_a_killed_namespace_is_reaped_by_its_own_unshare(monkeypatch):
+  # A setsid fork bomb keeps the namespace's init exiting for a while. Killed together with
+  # `unshare`, the init was orphaned and waited, a zombie, for the host's init to reap it
+  # (up to 2 s): the sandbox's group must already be gone when the kill returns.
+  from r1jax.rewards import code_isolation
+  left = []
+  kill = code_isolation._kill_child
+
+  def kill_and_look(proc, mode, **kw):
+    killed = kill(proc, mode, **kw)
+    left.append(_group_alive(proc.pid))
+    return killed
+  monkeypatch.setattr(code_isolation, "_kill_child", kill_and_look)
+  bomb = ("import os\nwhile True:\n  try:\n    os.fork() or os.setsid()\n"
+          "  except OSError:\n    pass\n")
+  result = _run(bomb, timeout_s=1.0, isolation={"isolation": "os"})
+  assert result.timed_out and result.returncode == -9
+  assert left == [False]
+
+
 @pytest.mark.parametrize("isolation", ISOLATION)
 def test_allocating_10gb_fails_inside_the_child_only(isolation):
   rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

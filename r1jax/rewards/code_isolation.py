@@ -15,8 +15,9 @@ irreducible test). Two isolation modes:
   run logs a warning, since code could then read files the trainer's user can read and (as
   root) ignore RLIMIT_NPROC.
 
-Every child runs in its own session; at the end its whole process group is SIGKILLed and
-awaited, and its directories removed. Replies are JSON lines tagged with a per-run nonce,
+Every child runs in its own session; at the end its whole process group is SIGKILLed (in "os"
+mode the namespace's init first, so that `unshare` reaps it) and awaited, and its directories
+removed. Replies are JSON lines tagged with a per-run nonce,
 read with `selectors` (any fd number) under a wall-clock deadline and a size cap.
 """
 
@@ -142,6 +143,53 @@ def _kill_group(pid: int) -> None:
     pass
 
 
+def _running_children(pid: int) -> list[int]:
+  """The pids of `pid`'s children that are not zombies (Linux /proc); [] where /proc cannot
+  say."""
+  try:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+      children = [int(c) for c in f.read().split()]
+  except (OSError, ValueError):
+    return []
+  running = []
+  for child in children:
+    try:
+      with open(f"/proc/{child}/stat", encoding="ascii", errors="replace") as f:
+        state = f.read().rpartition(")")[2].split()[0]  # The name before it may hold spaces.
+    except (OSError, IndexError):
+      continue
+    if state not in ("Z", "X"):
+      running.append(child)
+  return running
+
+
+def _kill_child(proc: subprocess.Popen, mode: str, reap_s: float = 10.0) -> bool:
+  """SIGKILLs the child's whole process group; in "os" mode the namespace's init first.
+
+  Why the init first: SIGKILLed together with `unshare`, the init outlives its parent while the
+  kernel empties its pid namespace, and is then left a zombie for the host's init to reap,
+  which took up to 2 s on a test machine (a fork bomb). Killed alone, it is reaped by
+  `unshare` the moment the namespace is empty, and `unshare` exits. A zombie runs no code,
+  but it keeps the process group alive, and the group's end is what `run_child` waits for.
+
+  Returns:
+    Whether a running init was killed (`unshare` then exits 1, not -SIGKILL).
+  """
+  inits = _running_children(proc.pid) if mode == "os" else []
+  for init in inits:
+    try:
+      os.kill(init, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+      pass
+  if inits:
+    try:
+      proc.wait(timeout=reap_s)
+    except subprocess.TimeoutExpired:
+      pass  # The group kill below ends `unshare` too.
+  _kill_group(proc.pid)
+  return bool(inits)
+
+
 def _wait_group_gone(pid: int, timeout_s: float = 10.0) -> None:
   """Waits until no process of group `pid` is left (killed members are reaped asynchronously,
   e.g. inside a pid namespace), killing again meanwhile; bounded so it can never hang."""
@@ -214,11 +262,11 @@ def run_child(job: dict[str, Any], *, mode: str, timeout_s: float,
           messages.append(msg)
   finally:
     sel.close()
-    _kill_group(proc.pid)
+    killed = _kill_child(proc, mode)
     proc.wait()
     end = time.monotonic()  # The program's wall time; reaping its group is cleanup.
     _wait_group_gone(proc.pid)
     proc.stdout.close()
     shutil.rmtree(work, ignore_errors=True)
-  return ChildRun(messages=tuple(messages), timed_out=timed_out, returncode=proc.returncode,
+  return ChildRun(messages=tuple(messages), timed_out=timed_out, returncode=-signal.SIGKILL if killed else proc.returncode,
                   wall_s=end - start, pid=proc.pid)
