@@ -15,8 +15,8 @@ attention of r1jax/models/kv_cache.py):
      keys, values and next-token logits.
   3. A `lax.while_loop` decodes S = `max_rows` slots (all B rows by default) one token per
      step. A slot holds one (prompt, sample) row: the prompt's keys and values copied in, then
-     its own generated ones, each written at the row's own position. Attention reads the
-     cache only up to the longest live row (`cache_blocks`). When a row ends (eos, a stop
+     its own generated ones, each written at the row's own position in the generated blocks.
+     Attention reads the prompt and the blocks up to the longest live row (`cache_blocks`). When a row ends (eos, a stop
      sequence, the budget) its slot takes the next pending row (continuous batching), so with
      S < B the batch stays full however heavy the tail of lengths.
   4. Row r's n-th token is drawn with key fold_in(fold_in(key, r), n), so a rollout is the
@@ -153,7 +153,7 @@ def _top_logits(top: transformer.Params, x: jax.Array, cfg: ModelConfig) -> jax.
 
 class _Prompts(NamedTuple):
   """The P distinct prompts, prefilled once; decode slots copy a prompt's part when they start."""
-  k: tuple[jax.Array, ...]  # L x [P, K, T_p, H] keys of the prompt positions (after RoPE).
+  k: tuple[jax.Array, ...]  # L x [P, K, H, T_p] keys of the prompt positions (after RoPE).
   v: tuple[jax.Array, ...]  # L x [P, K, T_p, H]
   mask: jax.Array  # [P, T_p] bool: real prompt tokens (prompts are left-padded).
   logits: jax.Array  # [P, V] float32: next-token logits after each prompt.
@@ -177,8 +177,10 @@ def _prefill(layers, top, tokens, mask, budget, *, cfg: ModelConfig) -> _Prompts
 
 class _Slots(NamedTuple):
   """The decode batch: S slots, each generating one (prompt, sample) row or idle."""
-  k: tuple[jax.Array, ...]  # L x [S, K, C, H], C = T_p + T_new: prompt part, then generated.
-  v: tuple[jax.Array, ...]
+  # L x the layer's cache parts (r1jax/models/kv_cache.py): the prompt's, then the generated
+  # blocks (their spans sum to T_new); keys [S, K, H, span], values [S, K, span, H].
+  k: tuple[tuple[jax.Array, ...], ...]
+  v: tuple[tuple[jax.Array, ...], ...]
   prompt_mask: jax.Array  # [S, T_p] bool: the slot's prompt tokens.
   row: jax.Array  # [S] int32: the output row the slot generates; B (= P * R) when idle.
   n: jax.Array  # [S] int32: tokens the slot's row has generated so far.
@@ -204,8 +206,8 @@ def _start_rows(slots: _Slots, free: jax.Array, next_row: jax.Array, prompts: _P
   """Gives the next pending rows to up to `most` free slots (free [S] bool), in slot order.
 
   A started slot gets its prompt's keys, values, mask, logits and position copied from the
-  prefill; its generated part needs no clearing (the mask hides it). Free slots left without a
-  row go idle. Only `most` rows are copied, so the cost per step is bounded.
+  prefill; its generated blocks need no clearing (the mask hides them). Free slots left without
+  a row go idle. Only `most` rows are copied, so the cost per step is bounded.
   """
   s = free.shape[0]
   rank = jnp.cumsum(free) - 1
@@ -213,12 +215,9 @@ def _start_rows(slots: _Slots, free: jax.Array, next_row: jax.Array, prompts: _P
   idx = jnp.nonzero(take, size=most, fill_value=s)[0]  # [most] slot ids; s = nothing.
   new_row = next_row + jnp.arange(most, dtype=jnp.int32)
   prompt = jnp.minimum(new_row, num_rows - 1) // num_samples
-  t_prompt = prompts.mask.shape[1]
   set_rows = lambda a, x: a.at[idx].set(x.astype(a.dtype), mode="drop")
-  k = tuple(c.at[idx, :, :t_prompt].set(pk[prompt], mode="drop")
-            for c, pk in zip(slots.k, prompts.k))
-  v = tuple(c.at[idx, :, :t_prompt].set(pv[prompt], mode="drop")
-            for c, pv in zip(slots.v, prompts.v))
+  k = tuple((set_rows(c[0], pk[prompt]),) + c[1:] for c, pk in zip(slots.k, prompts.k))
+  v = tuple((set_rows(c[0], pv[prompt]),) + c[1:] for c, pv in zip(slots.v, prompts.v))
   row = jnp.where(free & ~take, num_rows, slots.row)
   out = _Slots(
       k, v, set_rows(slots.prompt_mask, prompts.mask[prompt]), set_rows(row, new_row),
@@ -264,24 +263,29 @@ def _generate(params, tokens, mask, key, budget=None, *, cfg: ModelConfig,
     budget = jnp.full((p,), t_new, jnp.int32)
   prompts = _prefill(layers, top, tokens, mask, jnp.minimum(budget, t_new), cfg=cfg)
 
-  c = t_prompt + t_new
   m = max([len(q) for q in sampling.stop_sequences] + [1])
   start = functools.partial(_start_rows, prompts=prompts, num_rows=b, num_samples=num_samples)
+  dt = jnp.dtype(cfg.dtype)
+  pin_v = lambda x: decode_layout.rows(x, "cache_batch", "cache_kv_heads", "cache_length", None)
+  pin_k = lambda x: decode_layout.rows(x, "cache_batch", "cache_kv_heads", None, "cache_length")
+  spans = kv_cache.block_spans(t_new, sampling.cache_blocks)
+  k_blocks = tuple(pin_k(jnp.zeros((s, cfg.num_kv_heads, cfg.head_dim, n), dt)) for n in spans)
+  v_blocks = tuple(pin_v(jnp.zeros((s, cfg.num_kv_heads, n, cfg.head_dim), dt)) for n in spans)
   if s == b:  # Every row its own slot: the fan-out is a repeat (sharded like the rows).
     fan = lambda x: jnp.repeat(x, num_samples, axis=0)
-    gen = jnp.zeros((b, cfg.num_kv_heads, t_new, cfg.head_dim), jnp.dtype(cfg.dtype))
-    full = lambda pc: decode_layout.rows(
-        jnp.concatenate([fan(pc).astype(gen.dtype), gen], axis=2),
-        "cache_batch", "cache_kv_heads", "cache_length", None)
-    slots = _Slots(tuple(map(full, prompts.k)), tuple(map(full, prompts.v)), fan(prompts.mask),
+    k_parts = lambda pc: (pin_k(fan(pc).astype(dt)),) + k_blocks
+    v_parts = lambda pc: (pin_v(fan(pc).astype(dt)),) + v_blocks
+    slots = _Slots(tuple(map(k_parts, prompts.k)), tuple(map(v_parts, prompts.v)),
+                   fan(prompts.mask),
                    jnp.arange(b, dtype=jnp.int32), jnp.zeros((b,), jnp.int32),
                    fan(prompts.length), fan(prompts.budget), fan(prompts.logits),
                    jnp.full((b, m), -1, jnp.int32))
     next_row = jnp.asarray(b, jnp.int32)
   else:  # Empty slots, then the first S rows start through the same path as later ones.
-    empty = jnp.zeros((s, cfg.num_kv_heads, c, cfg.head_dim), jnp.dtype(cfg.dtype))
-    empty = decode_layout.rows(empty, "cache_batch", "cache_kv_heads", "cache_length", None)
-    slots = _Slots((empty,) * cfg.num_layers, (empty,) * cfg.num_layers,
+    empty = jnp.zeros((s, cfg.num_kv_heads, t_prompt, cfg.head_dim), dt)
+    empty_k = (pin_k(jnp.swapaxes(empty, 2, 3)),) + k_blocks
+    empty_v = (pin_v(empty),) + v_blocks
+    slots = _Slots((empty_k,) * cfg.num_layers, (empty_v,) * cfg.num_layers,
                    jnp.zeros((s, t_prompt), bool), jnp.full((s,), b, jnp.int32),
                    jnp.zeros((s,), jnp.int32), jnp.zeros((s,), jnp.int32),
                    jnp.zeros((s,), jnp.int32), jnp.zeros((s, cfg.vocab_size), jnp.float32),
@@ -332,13 +336,12 @@ def _generate(params, tokens, mask, key, budget=None, *, cfg: ModelConfig,
     # discarded); only continuing rows decide how much of the cache to read.
     going = live & ~ended
     at = st.step if static else sl.n  # The generated position each slot writes.
-    write = jnp.minimum(t_prompt + at, c - 1)
     generated = jnp.broadcast_to(jnp.arange(t_new)[None, :] <= jnp.reshape(at, (-1, 1)),
                                  (s, t_new))
     allowed = jnp.concatenate([sl.prompt_mask, generated], axis=1)  # [S, C]
     needed = st.step + 1 if static else jnp.max(jnp.where(going, n, 1))
     choice = kv_cache.filled_choice(lengths, t_prompt, needed)
-    attends = [kv_cache.decode_attend(sl.k[i], sl.v[i], write, allowed, choice, lengths)
+    attends = [kv_cache.decode_attend(sl.k[i], sl.v[i], at, allowed, choice)
                for i in range(cfg.num_layers)]
     x = transformer.embed(top, token[:, None], cfg)
     x, kv = transformer.run_layers(layers, x, sl.pos[:, None], attends, cfg=cfg)
@@ -348,8 +351,13 @@ def _generate(params, tokens, mask, key, budget=None, *, cfg: ModelConfig,
     sl = _Slots(tuple(ks), tuple(vs), sl.prompt_mask, jnp.where(ended, b, sl.row), n,
                 sl.pos + 1, sl.budget, logits, window)
     next_row = st.next_row
-    if refills:
-      sl, next_row = start(sl, sl.row >= b, next_row, most=refills)
+    if refills:  # Only on steps where a slot is free and rows are pending: a start gathers
+      # its prompts' keys and values for every layer, which most steps would do for nothing.
+      free = sl.row >= b
+      sl, next_row = jax.lax.cond(
+          jnp.any(free) & (next_row < b),
+          lambda sl_, nr: start(sl_, sl_.row >= b, nr, most=refills),
+          lambda sl_, nr: (sl_, nr), sl, next_row)
     done_rows = st.done_rows + jnp.sum(ended, dtype=jnp.int32)
     if progress:
       jax.debug.callback(_tick, done_rows)
