@@ -356,7 +356,9 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
     key: sampling key; batch b uses fold_in(key, b), so results depend on `batch_size`.
     chat: render prompts through the tokenizer's chat template.
     batch_size: prompts decoded at once (B = batch_size * k rows). The last batch is padded
-      with copies of its last prompt so that the sampler compiles once per prompt bucket.
+      with copies of its last prompt so that the sampler compiles once per prompt bucket;
+      the copies get a budget of one token, so that with waves > 1 their slots go at once to
+      the real questions (they are still prefilled).
     waves: prompts per sampler call, in units of batch_size: with waves > 1 a call holds
       waves * batch_size prompts and decodes B rows at a time, a finished row's slot taking
       the next question at once (continuous batching), so a long answer holds up no batch.
@@ -414,7 +416,8 @@ def evaluate(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
     ro = rollout_lib.collect(params, chunk + [chunk[-1]] * (width - n), task=task,
                              tokenizer=tokenizer, model_cfg=model_cfg, sampling=sampling,
                              grpo_cfg=_NO_SHAPING, key=jax.random.fold_in(key, b),
-                             num_samples=k, chat=chat)
+                             num_samples=k, chat=chat,
+                             budgets=[sampling.max_new_tokens] * n + [1] * (width - n))
     ro = ro.select_groups(np.arange(width) < n)
     raw = _scores(ro)
     g = {name: full_credit(v) for name, v in raw.items()}

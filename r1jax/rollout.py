@@ -102,11 +102,13 @@ def _decode(tokenizer: Any, tokens: np.ndarray, length: int, finished: bool,
 def collect(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
             model_cfg: ModelConfig, sampling: sampler_lib.SamplingConfig, grpo_cfg: GRPOConfig,
             key: jax.Array, num_samples: int, chat: bool = False,
-            max_prompt_len: int | None = None, chunk: int = 0) -> Rollouts:
+            max_prompt_len: int | None = None, chunk: int = 0,
+            budgets: Sequence[int] | None = None) -> Rollouts:
   """Samples `num_samples` completions for each example and scores them.
 
   `chunk` > 0 samples that many prompts per sampler call (chunk c with key fold_in(key, c)),
   so a rollout that feeds many optimizer steps need not hold all its KV caches at once.
+  `budgets` gives each example its own new-token budget (`sampler.generate`).
   """
   prompt_ids = encode_prompts(task, examples, tokenizer, chat=chat, max_len=max_prompt_len)
   step = chunk if 0 < chunk < len(prompt_ids) else len(prompt_ids)
@@ -114,7 +116,8 @@ def collect(params, examples: Sequence[Example], *, task: Task, tokenizer: Any,
   for c, i in enumerate(range(0, len(prompt_ids), step)):
     out = sampler_lib.generate(params, prompt_ids[i:i + step], cfg=model_cfg,
                                sampling=sampling, num_samples=num_samples,
-                               key=key if step == len(prompt_ids) else jax.random.fold_in(key, c))
+                               key=key if step == len(prompt_ids) else jax.random.fold_in(key, c),
+                               budgets=None if budgets is None else budgets[i:i + step])
     # Every process gets every row (an all-gather when rows live on other hosts' devices).
     parts.append(sharding.to_host(tuple(out)))
   tokens, logprobs, lengths, finished = (np.concatenate(x) for x in zip(*parts))

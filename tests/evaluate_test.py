@@ -21,6 +21,7 @@ from r1jax import analysis
 from r1jax import cli
 from r1jax import eval_run
 from r1jax import evaluate as ev
+from r1jax import sampler as sampler_lib
 from r1jax.data import miniature
 from r1jax.data.tasks import get_task
 from r1jax.models import ModelConfig, transformer
@@ -261,6 +262,27 @@ def test_greedy_evaluation_with_continuous_batching_waves_gives_the_same_answers
   assert [q["samples"] for q in waves.questions] == [q["samples"] for q in one.questions]
   with pytest.raises(ValueError, match="waves must be a positive integer"):
     ev.evaluate(params, examples, waves=0, **kwargs)
+
+
+def test_the_copies_that_pad_the_last_call_generate_one_token(tiny, monkeypatch):
+  # 7 questions in calls of 6: the second call holds 1 question and 5 copies of it. The copies
+  # only keep the compiled shape; with a budget of one token their slots go to real rows.
+  _, params, tok = tiny
+  task = get_task("miniature", size=7)
+  examples = eval_run.load_examples(task)
+  calls, generate = [], sampler_lib.generate
+
+  def spy(*args, **kw):
+    out = generate(*args, **kw)
+    calls.append(np.asarray(out.lengths))
+    return out
+  monkeypatch.setattr(sampler_lib, "generate", spy)
+  report = ev.evaluate(params, examples, task=task, tokenizer=tok, model_cfg=_CFG,
+                       sampling=_sampling(tok, 0.0), k=1, key=jax.random.key(0), batch_size=2,
+                       waves=3, progress=False, num_resamples=10)
+  assert [len(c) for c in calls] == [6, 6]
+  np.testing.assert_array_equal(calls[1][1:], 1)
+  assert calls[1][0] == report.questions[6]["samples"][0]["length"]
 
 
 def test_per_level_breakdown_when_examples_have_levels(tiny):
