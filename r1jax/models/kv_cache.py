@@ -58,7 +58,10 @@ def abstract_cache(cfg: ModelConfig, slots: int, length: int, prompts: int = 0,
 
 
 def prefill_attend(allowed: jax.Array, *, cfg: ModelConfig) -> transformer.AttendFn:
-  """Masked attention over the prompt (allowed [P, T, T]); also returns k [P, K, H, T], v [P, K, T, H]."""
+  """Masked attention over the prompt (allowed [P, T, T]).
+
+  Also returns the prompt's keys [P, K, H, T] and values [P, K, T, H], the cache's layouts.
+  """
 
   def attend(q, k, v):  # k, v [P, T, K, H]: the decode cache's parts' layouts.
     out = transformer.masked_attention(q, k, v, allowed, cfg=cfg)
@@ -133,12 +136,9 @@ def decode_attend(cache_k: Sequence[jax.Array], cache_v: Sequence[jax.Array], at
         span = c.shape[axis]
         pos = at - start
         pos = jnp.where((pos >= 0) & (pos < span), pos, span)  # span: out of range, dropped.
-        col = (slice(None),) * (axis - 1)
-        if at.ndim == 0:  # Every slot at one position: a column update.
-          out.append(c.at[(slice(None),) + col + (pos,)].set(x[:, 0].astype(c.dtype), mode="drop"))
-        else:
-          out.append(c.at[(jnp.arange(s),) + col + (pos,)].set(x[:, 0].astype(c.dtype),
-                                                               mode="drop"))
+        rows = slice(None) if at.ndim == 0 else jnp.arange(s)  # One shared `at`: a column.
+        where = (rows,) + (slice(None),) * (axis - 1) + (pos,)  # `pos` on the positions axis.
+        out.append(c.at[where].set(x[:, 0].astype(c.dtype), mode="drop"))
         start += span
       return tuple(out)
 

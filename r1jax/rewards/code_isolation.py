@@ -17,8 +17,8 @@ irreducible test). Two isolation modes:
 
 Every child runs in its own session; at the end its whole process group is SIGKILLed (in "os"
 mode the namespace's init first, so that `unshare` reaps it) and awaited, and its directories
-removed. Replies are JSON lines tagged with a per-run nonce,
-read with `selectors` (any fd number) under a wall-clock deadline and a size cap.
+removed. Replies are JSON lines tagged with a per-run nonce, read with `selectors` (any fd
+number) under a wall-clock deadline and a size cap.
 """
 
 from __future__ import annotations
@@ -268,5 +268,6 @@ def run_child(job: dict[str, Any], *, mode: str, timeout_s: float,
     _wait_group_gone(proc.pid)
     proc.stdout.close()
     shutil.rmtree(work, ignore_errors=True)
-  return ChildRun(messages=tuple(messages), timed_out=timed_out, returncode=-signal.SIGKILL if killed else proc.returncode,
+  return ChildRun(messages=tuple(messages), timed_out=timed_out,
+                  returncode=-signal.SIGKILL if killed else proc.returncode,
                   wall_s=end - start, pid=proc.pid)
