@@ -10,8 +10,8 @@ advantages. What one step does, in the papers' terms:
      logprobs itself, so every ratio is exactly 1 and no clip can bind.
   2. The reference model's logprobs, when the KL term is on.
   3. `grpo.num_iterations` (mu) passes; each shuffles the B rows with a key from the seed, the
-     step and the pass, and cuts them into `updates_per_rollout` (U) mini-batches of B / U
-     rows, one optimizer step each. Inside a step the rows are split into micro-batches of
+     step and the pass (whole groups of R rows with `Config.share_prompts`), and cuts them
+     into `updates_per_rollout` (U) mini-batches of B / U rows, one optimizer step each. Inside a step the rows are split into micro-batches of
      `minibatch_size` rows whose float32 gradients are summed (`train_step`). Each loss_agg
      normalises over its mini-batch: token_mean by the mini-batch's tokens, the per-sequence
      means by its sequences.
@@ -73,6 +73,8 @@ class PolicyUpdater:
     self.rows_per_update = self.rows // self.num_updates
     self._model_cfg, self._tx = model_cfg, tx
     self._t_new = cfg.sampling.max_new_tokens
+    # Rows a shared prompt runs once for (Config.share_prompts): a group's R samples.
+    self.group = cfg.grpo.num_samples if cfg.share_prompts else 1
     self._compiled = {}
 
   def compiled(self, t_new: int | None = None) -> tuple[Any, Any, Any]:
@@ -89,13 +91,14 @@ class PolicyUpdater:
       lora = cfg.lora if cfg.lora.enabled else None
       update = train_step.make_grpo_update(
           self._model_cfg, self._grpo, self._tx, t_new=t_new,
-          num_microbatches=self.rows_per_update // micro, temperature=temperature, lora=lora)
+          num_microbatches=self.rows_per_update // micro, temperature=temperature, lora=lora,
+          group=self.group)
       # The policy's logprobs (merging adapters into the base with LoRA) and plain ones for a
       # full set of weights: the reference (with LoRA: the base itself).
       logprobs = train_step.make_logprobs(self._model_cfg, t_new, self.rows // micro,
-                                          temperature, lora=lora)
+                                          temperature, lora=lora, group=self.group)
       plain = logprobs if lora is None else train_step.make_logprobs(
-          self._model_cfg, t_new, self.rows // micro, temperature)
+          self._model_cfg, t_new, self.rows // micro, temperature, group=self.group)
       self._compiled[t_new] = (update, logprobs, plain)
     return self._compiled[t_new]
 
@@ -130,7 +133,21 @@ class PolicyUpdater:
   def _order(self, key: jax.Array, it: int) -> np.ndarray:
     if self.num_updates == 1:  # One mini-batch: its row order changes nothing but rounding.
       return np.arange(self.rows)
-    return np.asarray(jax.random.permutation(jax.random.fold_in(key, it), self.rows))
+    r = self.group  # Shared prompts: whole groups move together, their rows in order.
+    groups = np.asarray(jax.random.permutation(jax.random.fold_in(key, it), self.rows // r))
+    return (groups[:, None] * r + np.arange(r)).reshape(-1)
+
+  def _check_groups(self, host: train_step.Batch) -> None:
+    """With shared prompts, each group's rows must carry the same prompt (tokens and mask)."""
+    t_prompt = host.tokens.shape[1] - host.loss_mask.shape[1]
+    for name, x in (("tokens", host.tokens), ("attn_mask", host.attn_mask)):
+      part = np.asarray(x)[:, :t_prompt].reshape(-1, self.group, t_prompt)
+      bad = np.flatnonzero(np.any(part != part[:, :1], axis=(1, 2)))
+      if bad.size:
+        raise ValueError(
+            f"Config.share_prompts: the rows of group {bad[0]} (rows {bad[0] * self.group}.."
+            f"{(bad[0] + 1) * self.group - 1}) differ in their prompt {name}; shared prompts "
+            f"need each prompt's {self.group} samples as consecutive rows with one prompt")
 
   def __call__(self, params: Any, opt_state: Any, ref_params: Any, host: train_step.Batch, *,
                key: jax.Array, step: int, where: str,
@@ -155,6 +172,8 @@ class PolicyUpdater:
     """
     g = self._grpo
     host = self.trimmed(host)
+    if self.group > 1:
+      self._check_groups(host)
     update, _, plain_logprobs = self._fns(host.loss_mask.shape[1])
     if self._cfg.lora.enabled and base is None:
       raise ValueError("PolicyUpdater: Config.lora.rank > 0, so params are adapters and the "

@@ -128,6 +128,13 @@ class Config:
   # one of this many equal fractions of the budget (one compile each): short rollouts do not
   # pay for the whole budget. 1 = always the whole budget.
   update_length_buckets: int = 4
+  # Run each prompt once for its R samples in the update's forward and backward passes (and
+  # the reference / pi_old passes) instead of once per row: the rows of a group are packed as
+  # [prompt | completion 1 | ... | completion R], each completion attending to the prompt and
+  # to itself (r1jax/models/shared_prompt.py). Same values up to float rounding; the prompt's
+  # share of the work drops R-fold. Every micro-batch must then hold whole groups, and with
+  # updates_per_rollout > 1 the mini-batches are shuffled by group instead of by row.
+  share_prompts: bool = False
   num_steps: int = 100  # RL steps.
   optim: OptimConfig = OptimConfig()  # The RL optimizer.
   # Low-rank adapters (rank > 0): RL trains only them, on the frozen loaded (or stage-1)
@@ -165,6 +172,14 @@ class Config:
       raise ValueError(f"Config.minibatch_size ({self.minibatch_size}) must divide the "
                        f"{per_update} rows of one optimizer step (prompts_per_step x "
                        f"grpo.num_samples / updates_per_rollout), or be 0")
+    micro = self.minibatch_size or per_update
+    if not isinstance(self.share_prompts, bool):
+      raise ValueError(f"Config.share_prompts must be true or false, got {self.share_prompts!r}")
+    if self.share_prompts and micro % self.grpo.num_samples:
+      raise ValueError(f"Config.share_prompts needs whole groups in every micro-batch: its "
+                       f"{micro} rows (minibatch_size, or prompts_per_step x grpo.num_samples / "
+                       f"updates_per_rollout) must be a multiple of grpo.num_samples "
+                       f"({self.grpo.num_samples})")
     if self.rollout_chunk < 0 or (self.rollout_chunk and
                                   self.prompts_per_step % self.rollout_chunk):
       raise ValueError(f"Config.rollout_chunk ({self.rollout_chunk}) must divide "

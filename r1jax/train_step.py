@@ -34,6 +34,7 @@ import optax
 from r1jax import grpo
 from r1jax import lora as lora_lib
 from r1jax.grpo_config import GRPOConfig
+from r1jax.models import shared_prompt
 from r1jax.models import transformer
 from r1jax.models.config import ModelConfig
 from r1jax.run_config import OptimConfig
@@ -126,9 +127,12 @@ def completion_logits(params, tokens: jax.Array, attn_mask: jax.Array, *, cfg: M
 
 def completion_token_stats(params, tokens: jax.Array, attn_mask: jax.Array, *,
                            cfg: ModelConfig, t_new: int, temperature: float = 1.0,
-                           with_entropy: bool = False,
-                           entropy_grad: bool = True) -> tuple[jax.Array, jax.Array | None]:
+                           with_entropy: bool = False, entropy_grad: bool = True,
+                           group: int = 1) -> tuple[jax.Array, jax.Array | None]:
   """Teacher-forced logprobs [B, Tn] of the completion and, if asked, entropies [B, Tn].
+
+  With `group` = R > 1, rows g R .. g R + R - 1 share their prompt and it runs once for them
+  (r1jax/models/shared_prompt.py); the values equal group 1's up to float rounding.
 
   With `cfg.logits_chunk` = C > 0 the vocabulary head runs over chunks of C completion
   positions in a `lax.scan` whose body is under `jax.checkpoint`: the forward pass keeps only
@@ -138,8 +142,16 @@ def completion_token_stats(params, tokens: jax.Array, attn_mask: jax.Array, *,
   computes the entropies for a metric only (no gradient flows through them).
   """
   chunk = cfg.logits_chunk
+  if group > 1:
+    x = shared_prompt.completion_hidden(params, tokens, attn_mask, cfg=cfg, t_new=t_new,
+                                        group=group)
+  elif chunk:
+    x, _ = transformer.forward(params, tokens, cfg=cfg, attention_mask=attn_mask,
+                               logits_last=t_new + 1, hidden_only=True)
+    x = x[:, :-1]  # [B, Tn, D]: the positions that predict the completion (all T fed).
   if not chunk:
-    logits = completion_logits(params, tokens, attn_mask, cfg=cfg, t_new=t_new)
+    logits = (transformer.head_logits(params, x, cfg=cfg) if group > 1 else
+              completion_logits(params, tokens, attn_mask, cfg=cfg, t_new=t_new))
     logp = grpo.token_logprobs(logits, tokens[:, -t_new:], temperature=temperature)
     ent = None
     if with_entropy:
@@ -147,9 +159,6 @@ def completion_token_stats(params, tokens: jax.Array, attn_mask: jax.Array, *,
       ent = ent if entropy_grad else jax.lax.stop_gradient(ent)
     return logp, ent
 
-  x, _ = transformer.forward(params, tokens, cfg=cfg, attention_mask=attn_mask,
-                             logits_last=t_new + 1, hidden_only=True)
-  x = x[:, :-1]  # [B, Tn, D]: the positions that predict the completion (all T fed, as above).
   targets = tokens[:, -t_new:]
   b, _, d = x.shape
   c = min(chunk, t_new)
@@ -179,10 +188,11 @@ def completion_token_stats(params, tokens: jax.Array, attn_mask: jax.Array, *,
 
 
 def completion_logprobs(params, tokens: jax.Array, attn_mask: jax.Array, *, cfg: ModelConfig,
-                        t_new: int, temperature: float = 1.0) -> jax.Array:
-  """Teacher-forced logprobs [B, Tn] of the last Tn tokens (the completion) at a temperature."""
+                        t_new: int, temperature: float = 1.0, group: int = 1) -> jax.Array:
+  """Teacher-forced logprobs [B, Tn] of the last Tn tokens (the completion) at a temperature
+  (`group`: see `completion_token_stats`)."""
   logp, _ = completion_token_stats(params, tokens, attn_mask, cfg=cfg, t_new=t_new,
-                                   temperature=temperature)
+                                   temperature=temperature, group=group)
   return logp
 
 
@@ -205,12 +215,13 @@ def _effective(lora: lora_lib.LoRAConfig | None) -> Callable:
 
 
 def make_logprobs(model_cfg: ModelConfig, t_new: int, num_microbatches: int,
-                  temperature: float = 1.0, lora: lora_lib.LoRAConfig | None = None
-                  ) -> Callable:
+                  temperature: float = 1.0, lora: lora_lib.LoRAConfig | None = None,
+                  group: int = 1) -> Callable:
   """jit(params, tokens, attn_mask, frozen=None) -> logprobs [B, Tn], a micro-batch at a time.
 
   The reference model's logprobs, and pi_old on the rollout's params before its first step.
-  With `lora`, `params` are the adapters and `frozen` the base they are merged into.
+  With `lora`, `params` are the adapters and `frozen` the base they are merged into. With
+  `group` = R > 1 each micro-batch is whole groups of R rows sharing a prompt, run once.
   """
   effective = _effective(lora)
 
@@ -220,7 +231,7 @@ def make_logprobs(model_cfg: ModelConfig, t_new: int, num_microbatches: int,
 
     def one(_, mb):
       return None, completion_logprobs(params, *mb, cfg=model_cfg, t_new=t_new,
-                                       temperature=temperature)
+                                       temperature=temperature, group=group)
     _, out = jax.lax.scan(one, None, (_split(tokens, num_microbatches),
                                       _split(attn_mask, num_microbatches)))
     return out.reshape(tokens.shape[0], t_new)
@@ -229,7 +240,7 @@ def make_logprobs(model_cfg: ModelConfig, t_new: int, num_microbatches: int,
 
 def _grads_fn(model_cfg: ModelConfig, grpo_cfg: GRPOConfig, *, t_new: int,
               num_microbatches: int, temperature: float,
-              lora: lora_lib.LoRAConfig | None = None) -> Callable:
+              lora: lora_lib.LoRAConfig | None = None, group: int = 1) -> Callable:
   """(params, batch, on_policy, frozen) -> (float32 grads, metrics, logprobs [B, Tn]).
 
   Traceable. With `lora`, `params` are the adapters (the gradient's tree) and `frozen` the
@@ -244,7 +255,7 @@ def _grads_fn(model_cfg: ModelConfig, grpo_cfg: GRPOConfig, *, t_new: int,
     # has an entropy term.
     logp, ent = completion_token_stats(
         params, mb.tokens, mb.attn_mask, cfg=model_cfg, t_new=t_new, temperature=temperature,
-        with_entropy=True, entropy_grad=grpo_cfg.entropy_coef > 0)
+        with_entropy=True, entropy_grad=grpo_cfg.entropy_coef > 0, group=group)
     loss, metrics = grpo.policy_loss(
         logp, None if on_policy else mb.old_logprobs, mb.ref_logprobs if use_ref else None,
         mb.advantages, mb.loss_mask, cfg=grpo_cfg, entropies=ent, normalizer=normalizer,
@@ -272,21 +283,21 @@ def _grads_fn(model_cfg: ModelConfig, grpo_cfg: GRPOConfig, *, t_new: int,
 
 def make_grpo_grads(model_cfg: ModelConfig, grpo_cfg: GRPOConfig, *, t_new: int,
                     num_microbatches: int, temperature: float = 1.0,
-                    lora: lora_lib.LoRAConfig | None = None) -> Callable:
+                    lora: lora_lib.LoRAConfig | None = None, group: int = 1) -> Callable:
   """jit(params, batch, on_policy, frozen=None) -> (float32 grads, metrics, logprobs [B, Tn]).
 
   The gradient of one optimizer step's loss, accumulated over micro-batches; see
-  `make_grpo_update` for `on_policy`, and for `lora` and `frozen`.
+  `make_grpo_update` for `on_policy`, `lora`, `frozen` and `group`.
   """
   fn = _grads_fn(model_cfg, grpo_cfg, t_new=t_new, num_microbatches=num_microbatches,
-                 temperature=temperature, lora=lora)
+                 temperature=temperature, lora=lora, group=group)
   return jax.jit(fn, static_argnums=(2,))
 
 
 def make_grpo_update(model_cfg: ModelConfig, grpo_cfg: GRPOConfig,
                      tx: optax.GradientTransformation, *, t_new: int, num_microbatches: int,
                      temperature: float = 1.0,
-                     lora: lora_lib.LoRAConfig | None = None) -> Callable:
+                     lora: lora_lib.LoRAConfig | None = None, group: int = 1) -> Callable:
   """Builds jit(params, opt_state, batch, on_policy, frozen=None) -> (params, opt_state,
   metrics, logprobs).
 
@@ -296,10 +307,12 @@ def make_grpo_update(model_cfg: ModelConfig, grpo_cfg: GRPOConfig,
   which saves a forward pass. The returned logprobs [B, Tn] are the current policy's (before
   the step), to be pi_old of later passes. `temperature` is the rollout's sampling temperature.
   With `lora`, `params` and `opt_state` are the adapters' and `frozen` is the base (read, not
-  donated, not updated).
+  donated, not updated). With `group` = R > 1 every micro-batch is whole groups of R rows that
+  share their prompt (rows g R .. g R + R - 1), and each prompt runs once for its group
+  (r1jax/models/shared_prompt.py).
   """
   grads_fn = _grads_fn(model_cfg, grpo_cfg, t_new=t_new, num_microbatches=num_microbatches,
-                       temperature=temperature, lora=lora)
+                       temperature=temperature, lora=lora, group=group)
 
   @functools.partial(jax.jit, static_argnums=(3,), donate_argnums=(0, 1))
   def update(params, opt_state, batch: Batch, on_policy: bool, frozen=None):

@@ -57,3 +57,14 @@ def test_sampler_fits_the_plan_is_within_30_percent_and_its_loop_gathers_no_weig
   # the float32 copy XLA:CPU holds, never more.
   assert r["plan_sample_accelerator_bytes"] < r["plan_sample_bytes"], r
   assert r["decode_loop_collectives"]["all-gather"] == 0, r
+
+
+def test_shared_prompts_update_fits_and_needs_no_more_memory_than_rows_run_whole(compiled):
+  # R1-Zero's 32-row micro-batches hold 2 groups of 16 on 8 devices: the completions keep
+  # the rows' sharding (a packed row per group did not: 131 GB a device), and the prompt
+  # stream, run once a group, only takes memory away.
+  recipe = os.path.join(_ROOT, _RECIPES[0])
+  shared = dryrun_compile.run_subprocess([recipe], 8, overrides=("share_prompts=true",))[recipe]
+  whole = compiled[recipe]
+  assert shared["update_bytes"] <= min(whole["update_bytes"], 0.9 * shared["device_bytes"])
+  assert shared["old_logprobs_bytes"] <= whole["old_logprobs_bytes"]

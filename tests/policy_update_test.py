@@ -25,7 +25,8 @@ LR, B1, B2, EPS = 1e-3, 0.9, 0.99, 1e-8
 
 
 def _config(loss_agg: str, **kw) -> Config:
-  return Config(model=MODEL, prompts_per_step=P, updates_per_rollout=U, minibatch_size=2,
+  kw.setdefault("minibatch_size", 2)
+  return Config(model=MODEL, prompts_per_step=P, updates_per_rollout=U,
                 grpo=GRPOConfig(num_samples=R, kl_coef=0.0, clip_low=CLIP, clip_high=CLIP,
                                 loss_agg=loss_agg),
                 sampling=SamplingConfig(temperature=TEMPERATURE, max_new_tokens=T_NEW),
@@ -67,9 +68,11 @@ def _loss(params, tokens, attn, mask, adv, old, loss_agg):
   return jnp.mean(per_seq)
 
 
-def _adamw_steps(params, host: train_step.Batch, key, loss_agg):
+def _adamw_steps(params, host: train_step.Batch, key, loss_agg, group=1):
   old = _logprobs(params, host.tokens, host.attn_mask)  # Fixed before the first step.
-  order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 0), B))
+  # Rows are shuffled one by one, or (shared prompts) as whole groups of `group` rows.
+  groups = np.asarray(jax.random.permutation(jax.random.fold_in(key, 0), B // group))
+  order = (groups[:, None] * group + np.arange(group)).reshape(-1)
   m = jax.tree.map(jnp.zeros_like, params)
   v = jax.tree.map(jnp.zeros_like, params)
   ratios = []
@@ -114,6 +117,56 @@ def test_u_minibatch_steps_equal_hand_sequenced_adamw_steps(loss_agg):
   assert metrics["ratio/min"] == pytest.approx(ratios.min(), rel=1e-5)
   assert ratios.max() > 1 + CLIP and metrics["clip/high_frac"] + metrics["clip/low_frac"] > 0
   assert metrics["tokens"] == host.loss_mask.sum()
+
+
+def _shared_prompt_rollout(seed: int = 0) -> train_step.Batch:
+  """`_rollout` with each group's R rows given its first row's prompt (tokens and mask)."""
+  host = _rollout(seed)
+  first = np.repeat(np.arange(0, B, R), R)
+  tokens, attn = host.tokens.copy(), host.attn_mask.copy()
+  tokens[:, :T_PROMPT], attn[:, :T_PROMPT] = tokens[first, :T_PROMPT], attn[first, :T_PROMPT]
+  return host._replace(tokens=tokens, attn_mask=attn)
+
+
+def test_shared_prompts_take_the_same_steps_with_groups_shuffled_whole():
+  # U = 4 mini-batches of one group each: the hand-sequenced AdamW steps over the same
+  # group-wise order, on the plain forward, give the same params.
+  cfg = _config("token_mean", minibatch_size=R, share_prompts=True)
+  params0 = jax.device_get(transformer.init(MODEL, jax.random.key(0)))
+  host = _shared_prompt_rollout()
+  key = jax.random.key(42)
+  want, ratios = _adamw_steps(params0, host, key, "token_mean", group=R)
+  mesh = sharding.make_mesh(cfg.mesh)
+  with sharding.axis_rules_context(mesh, cfg.mesh.rules):
+    tx, _ = train_step.make_optimizer(cfg.optim, 10)
+    updater = policy_update.PolicyUpdater(MODEL, cfg, tx, mesh)
+    assert updater.group == R
+    params = jax.tree.map(jnp.asarray, params0)
+    got, _, metrics = updater(params, tx.init(params), None, host, key=key, step=1, where="-")
+  diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(got),
+                                                             jax.tree.leaves(want)))
+  assert diff <= 1e-6, diff
+  assert metrics["updates"] == U
+  assert metrics["ratio/max"] == pytest.approx(ratios.max(), rel=1e-5)
+
+
+def test_shared_prompts_refuse_a_group_whose_rows_differ_in_their_prompt():
+  cfg = _config("token_mean", minibatch_size=R, share_prompts=True)
+  host = _shared_prompt_rollout()
+  host.attn_mask[5, 0] = not host.attn_mask[5, 0]  # Row 5 is in group 1 (rows 4..7).
+  params = transformer.init(MODEL, jax.random.key(0))
+  mesh = sharding.make_mesh(cfg.mesh)
+  with sharding.axis_rules_context(mesh, cfg.mesh.rules):
+    tx, _ = train_step.make_optimizer(cfg.optim, 10)
+    updater = policy_update.PolicyUpdater(MODEL, cfg, tx, mesh)
+    with pytest.raises(ValueError, match=r"group 1 \(rows 4..7\) differ in their prompt "
+                                         r"attn_mask"):
+      updater(params, tx.init(params), None, host, key=jax.random.key(1), step=1, where="-")
+
+
+def test_shared_prompts_need_whole_groups_in_every_micro_batch():
+  with pytest.raises(ValueError, match=r"share_prompts needs whole groups.*2 rows.*\(4\)"):
+    _config("token_mean", minibatch_size=2, share_prompts=True)
 
 
 def test_one_step_per_rollout_is_on_policy_and_never_clips():

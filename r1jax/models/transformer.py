@@ -36,7 +36,7 @@ Params = dict[str, Any]
 __all__ = ["AttendFn", "Params", "abstract_params", "apply_rope", "attention_impl", "block",
            "causal_allowed", "count_params", "dense", "embed", "forward", "head_logits", "init",
            "masked_attention", "param_logical_axes", "positions_from_mask", "rms_norm",
-           "rope_inv_freq", "run_layers"]
+           "rope_inv_freq", "run_layers", "scan_layers"]
 
 # Activation checkpointing policies by config name. "full" saves nothing and recomputes the
 # whole block in the backward pass; "dots" saves matmul outputs.
@@ -252,12 +252,17 @@ def run_layers(layers: Params | Sequence[Params], x: jax.Array, positions: jax.A
       auxes.append(aux)
     return x, auxes
 
-  def body(x, p):
-    return block(p, x, positions, attend, cfg=cfg)
+  return scan_layers(lambda x, p: block(p, x, positions, attend, cfg=cfg), x, layers, cfg=cfg,
+                     remat=remat)
 
+
+def scan_layers(body: Callable[[Any, Params], tuple[Any, Any]], carry: Any, layers: Params, *,
+                cfg: ModelConfig, remat: bool = False) -> tuple[Any, Any]:
+  """lax.scan of body(carry, one layer's params) over the stacked [L, ...] layer tree, with
+  `cfg.scan_unroll` layers an iteration and, when `remat`, `cfg.remat`'s checkpointing."""
   if remat and cfg.remat != "none":
     body = jax.checkpoint(body, policy=REMAT_POLICIES[cfg.remat], prevent_cse=False)
-  return jax.lax.scan(body, x, layers, unroll=min(cfg.scan_unroll, cfg.num_layers))
+  return jax.lax.scan(body, carry, layers, unroll=min(cfg.scan_unroll, cfg.num_layers))
 
 
 def _head(x: jax.Array, w: jax.Array, tied: bool) -> jax.Array:
