@@ -159,3 +159,22 @@ def test_bad_model_config_names_the_field():
     ModelConfig(num_heads=6, num_kv_heads=4)
   with pytest.raises(ValueError, match="hidden_size must be a positive integer, got 0"):
     ModelConfig(hidden_size=0)
+
+
+@pytest.mark.parametrize("kernel_shape", [(6, 5), (6, 2, 3)])
+def test_dense_gradient_equals_autodiff_of_the_plain_product(kernel_shape):
+  # `dense` writes its backward pass on 2-D views for XLA:CPU's sake: the same products.
+  from r1jax.models.transformer import dense  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(2, 4, 6)), jnp.float32)
+  p = {"kernel": jnp.asarray(rng.normal(size=kernel_shape), jnp.float32),
+       "bias": jnp.asarray(rng.normal(size=kernel_shape[1:]), jnp.float32)}
+  probe = jnp.asarray(rng.normal(size=(2, 4) + kernel_shape[1:]), jnp.float32)
+  ours = lambda p, x: jnp.sum(jnp.sin(dense(p, x, ModelConfig())) * probe)
+  plain = lambda p, x: jnp.sum(jnp.sin(jnp.tensordot(x, p["kernel"], axes=1) + p["bias"]) * probe)
+  got = jax.grad(ours, argnums=(0, 1))(p, x)
+  want = jax.grad(plain, argnums=(0, 1))(p, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6), got, want)
+  # And the forward is the plain product, bit for bit.
+  np.testing.assert_array_equal(dense(p, x, ModelConfig()),
+                                jnp.tensordot(x, p["kernel"], axes=1) + p["bias"])

@@ -132,8 +132,37 @@ def dense(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
     y = jnp.einsum("od,nd->on", w.reshape(-1, w.shape[-1]), x.astype(dt).reshape(-1, x.shape[-1]))
     y = y.T.reshape(*lead, *out)
   else:
-    y = jnp.tensordot(x.astype(dt), p["kernel"].astype(dt), axes=1)
+    y = _matmul(x.astype(dt), p["kernel"].astype(dt))
   return y + p["bias"].astype(dt) if "bias" in p else y
+
+
+@jax.custom_vjp
+def _matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+  """x [..., D_in] . w [D_in, ...] -> [..., ...]: `jnp.tensordot(x, w, axes=1)`.
+
+  Its gradient is the same products, written on 2-D views: dx = g W^T and dW = x^T g with
+  the rows (batch and positions) flattened. Autodiff's own transpose of the tensordot
+  contracts the batch and position axes in place, which XLA:CPU ran as an Eigen dot fed by a
+  transposing copy of g fused into the elementwise backward of the MLP (9.5 ms a layer at
+  SmolLM2's [256, 1536]); as written here every product goes to YNNPACK and the update took
+  7.6-7.8 s against 8.4-8.9 s. The forward is unchanged, so sampling computes the same bits.
+  """
+  return jnp.tensordot(x, w, axes=1)
+
+
+def _matmul_fwd(x, w):
+  return jnp.tensordot(x, w, axes=1), (x, w)
+
+
+def _matmul_bwd(res, g):
+  x, w = res
+  x2 = x.reshape(-1, x.shape[-1])  # [rows, D_in]
+  g2 = g.reshape(x2.shape[0], -1)  # [rows, out]
+  w2 = w.reshape(w.shape[0], -1)  # [D_in, out]
+  return jnp.dot(g2, w2.T).reshape(x.shape), jnp.dot(x2.T, g2).reshape(w.shape)
+
+
+_matmul.defvjp(_matmul_fwd, _matmul_bwd)
 
 
 def embed(params: Params, tokens: jax.Array, cfg: ModelConfig) -> jax.Array:
