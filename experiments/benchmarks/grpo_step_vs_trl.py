@@ -7,7 +7,8 @@ optimizer update over the 16 rows (num_iterations 1, no KL term, so neither side
 reference model). The update runs `--micro` rows at a time on both sides (gradient
 accumulation: r1jax's `minibatch_size`, TRL's per_device_train_batch_size with
 gradient_accumulation_steps = 16 / micro, generating once per optimizer step); on this CPU
-4-row micro-batches are faster than all 16 at once for both. r1jax runs each prompt once for
+r1jax's update is faster in 4-row micro-batches than with all 16 rows at once, and TRL's step
+takes about the same time either way. r1jax runs each prompt once for
 its 4 samples in the update (`Config.share_prompts`; `--no-share-prompts` runs every row
 whole, as TRL does). Both run in the same process, one after the other, each for `--steps`
 steps; the first `--warmup` steps (compilation, caches) are left out and the ratio is of the
