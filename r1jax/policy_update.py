@@ -11,8 +11,9 @@ advantages. What one step does, in the papers' terms:
   2. The reference model's logprobs, when the KL term is on.
   3. `grpo.num_iterations` (mu) passes; each shuffles the B rows with a key from the seed, the
      step and the pass (whole groups of R rows with `Config.share_prompts`), and cuts them
-     into `updates_per_rollout` (U) mini-batches of B / U rows, one optimizer step each. Inside a step the rows are split into micro-batches of
-     `minibatch_size` rows whose float32 gradients are summed (`train_step`). Each loss_agg
+     into `updates_per_rollout` (U) mini-batches of B / U rows, one optimizer step each.
+     Inside a step the rows are split into micro-batches of `minibatch_size` rows whose
+     float32 gradients are summed (`train_step`). Each loss_agg
      normalises over its mini-batch: token_mean by the mini-batch's tokens, the per-sequence
      means by its sequences.
 

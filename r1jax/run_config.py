@@ -129,10 +129,10 @@ class Config:
   # pay for the whole budget. 1 = always the whole budget.
   update_length_buckets: int = 4
   # Run each prompt once for its R samples in the update's forward and backward passes (and
-  # the reference / pi_old passes) instead of once per row: the rows of a group are packed as
-  # [prompt | completion 1 | ... | completion R], each completion attending to the prompt and
-  # to itself (r1jax/models/shared_prompt.py). Same values up to float rounding; the prompt's
-  # share of the work drops R-fold. Every micro-batch must then hold whole groups, and with
+  # the reference / pi_old passes) instead of once per row: each layer runs the group's prompt
+  # once and its R completions, each attending to the prompt's keys and values and to itself
+  # (r1jax/models/shared_prompt.py). Same values up to float rounding; the prompt's share of
+  # the work drops R-fold. Every micro-batch must then hold whole groups, and with
   # updates_per_rollout > 1 the mini-batches are shuffled by group instead of by row.
   share_prompts: bool = False
   num_steps: int = 100  # RL steps.
