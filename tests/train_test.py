@@ -129,6 +129,20 @@ def test_stopping_early_then_continuing_equals_one_run(tmp_path):
   assert "sampling/rounds" in read_metrics(tmp_path / "a")[0]
 
 
+def test_shared_prompts_train_like_whole_rows_and_resume_exactly(tmp_path):
+  # KL reference, two mini-batches of whole groups, two passes: every optimizer step runs,
+  # the sampler's logprobs equal the shared-prompt trainer's to float rounding, and a stopped
+  # run resumes bit for bit.
+  cfg = tiny_config(sft=SFTConfig(), eval=EvalConfig(), share_prompts=True)
+  train.run(cfg, tmp_path / "a")
+  train.run(cfg, tmp_path / "b", max_steps=2)
+  train.run(cfg, tmp_path / "b")
+  rows = read_metrics(tmp_path / "a")
+  assert _strip_timing(rows) == _strip_timing(read_metrics(tmp_path / "b"))
+  assert len(rows) == cfg.num_steps and all(r["updates"] == 4 for r in rows)
+  assert all(r["logprob_gap/max"] <= 1e-5 for r in rows)
+
+
 def test_nan_stops_the_run_naming_the_step_and_keeps_the_last_checkpoint(tmp_path):
   # The entropy bonus gives a gradient even when every reward is equal, so a huge learning
   # rate surely blows the params up to inf after the first update.
