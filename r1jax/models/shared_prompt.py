@@ -65,13 +65,14 @@ def completion_hidden(params: transformer.Params, tokens: jax.Array, attn_mask: 
   g, t_p, r, t_n = b // group, t - t_new, group, t_new
   mask = attn_mask.astype(bool)
   prompt_mask, completion_mask = mask[::r, :t_p], mask[:, t_p:]  # [G, T_p], [B, T_n]
+  row_prompt_mask = jnp.repeat(prompt_mask, r, axis=0)  # [B, T_p]: each row's group's.
   prompt_pos = transformer.positions_from_mask(prompt_mask)
-  completion_pos = _completion_positions(jnp.repeat(prompt_mask, r, axis=0), completion_mask)
+  completion_pos = _completion_positions(row_prompt_mask, completion_mask)
   prompt_allowed = transformer.causal_allowed(prompt_mask)  # [G, T_p, T_p]
   # A completion's queries see the real prompt keys, then its own up to themselves.
   own = completion_mask[:, None, :] & jnp.tril(jnp.ones((t_n, t_n), bool))[None]
   completion_allowed = jnp.concatenate(
-      [jnp.broadcast_to(jnp.repeat(prompt_mask, r, axis=0)[:, None, :], (b, t_n, t_p)), own],
+      [jnp.broadcast_to(row_prompt_mask[:, None, :], (b, t_n, t_p)), own],
       axis=2)  # [B, T_n, T_p + T_n]
 
   def prompt_attend(q, k, v):
