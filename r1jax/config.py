@@ -13,6 +13,7 @@ and keeps its other keys; such values read as Python or JSON literals, else as t
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import difflib
 import json
@@ -225,20 +226,20 @@ def _parse_dict_value(text: str) -> Any:
     return text
 
 
-def _override(cfg: Any, key: str, value: Any, full_key: str) -> Any:
+def _override(cfg: Any, key: str, value: Any, full_key: str, replace=dataclasses.replace) -> Any:
   head, _, rest = key.partition(".")
   if not _is_dataclass_instance(cfg) or head not in {f.name for f in dataclasses.fields(cfg)}:
     raise _UnknownKey()
   current = getattr(cfg, head)
   if rest and isinstance(current, Mapping):  # One key of a dict field (task_args.path).
-    return dataclasses.replace(cfg, **{head: _set_in_dict(current, rest, value, full_key)})
+    return replace(cfg, **{head: _set_in_dict(current, rest, value, full_key)})
   if rest:
-    return dataclasses.replace(cfg, **{head: _override(current, rest, value, full_key)})
+    return replace(cfg, **{head: _override(current, rest, value, full_key, replace)})
   if _is_dataclass_instance(current) and not isinstance(value, Mapping):
     example = flat_keys(current, full_key + ".")[0]
     raise ConfigError(f"config key {full_key!r} is a section; set one of its fields, e.g. {example}")
   tp = _field_types(type(cfg)).get(head, type(current))
-  return dataclasses.replace(cfg, **{head: _coerce(value, tp, full_key)})
+  return replace(cfg, **{head: _coerce(value, tp, full_key)})
 
 
 def override(cfg: C, key: str, value: Any) -> C:
@@ -247,19 +248,50 @@ def override(cfg: C, key: str, value: Any) -> C:
   Raises:
     ConfigError: the key is unknown (the message lists the nearest valid keys) or the value
       does not parse as the field's type (the message names the accepted values).
+    ValueError: the result breaks one of the config's own invariants (its `__post_init__`).
   """
-  try:
-    return _override(cfg, key, value, key)
-  except _UnknownKey:
-    raise _unknown_key_error(key, cfg) from None
+  return apply_overrides(cfg, [(key, value)])
+
+
+def _unchecked_replace(obj: Any, **changes: Any) -> Any:
+  """A copy of the frozen dataclass `obj` with `changes`, its `__post_init__` not run."""
+  new = copy.copy(obj)
+  for name, value in changes.items():
+    object.__setattr__(new, name, value)
+  return new
+
+
+def _checked(cfg: Any) -> Any:
+  """`cfg` rebuilt through each dataclass's constructor, innermost first, so that every
+  `__post_init__` checks (and normalizes) the values it now holds."""
+  if not _is_dataclass_instance(cfg):
+    return cfg
+  inner = {f.name: _checked(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+           if f.init and _is_dataclass_instance(getattr(cfg, f.name))}
+  return dataclasses.replace(cfg, **inner)
 
 
 def apply_overrides(cfg: C, overrides: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> C:
-  """Applies `{dotted_key: value}` overrides in order (see `override`)."""
-  items = overrides.items() if isinstance(overrides, Mapping) else overrides
+  """Applies `{dotted_key: value}` overrides in order, then checks the result once.
+
+  Each value is parsed by its field's type as it is set, so a bad key or value fails at
+  once, named. The configs' own checks (`__post_init__`) run on the final config, not after
+  each value: they may relate two fields (share_prompts needs micro-batches of whole groups),
+  and `--set share_prompts=true --set minibatch_size=4` is then accepted in either order.
+
+  Raises:
+    ConfigError: an unknown key or a value that does not parse (see `override`).
+    ValueError: the final config breaks one of its own invariants.
+  """
+  items = list(overrides.items() if isinstance(overrides, Mapping) else overrides)
+  if not items:
+    return cfg
   for key, value in items:
-    cfg = override(cfg, key, value)
-  return cfg
+    try:
+      cfg = _override(cfg, key, value, key, _unchecked_replace)
+    except _UnknownKey:
+      raise _unknown_key_error(key, cfg) from None
+  return _checked(cfg)
 
 
 def parse_set_args(args: Iterable[str]) -> list[tuple[str, str]]:

@@ -96,6 +96,19 @@ def test_set_one_key_of_a_dict_field_keeps_the_others():
     config_lib.override(cfg, "task_argz.path", "x")
 
 
+def test_set_share_prompts_and_minibatch_size_in_either_order():
+  # 4 prompts x 8 samples in micro-batches of 4 rows: not whole groups, so share_prompts
+  # alone is refused; with minibatch_size 8 it holds, whichever --set comes first.
+  base = Config(prompts_per_step=4, minibatch_size=4,
+                grpo=dataclasses.replace(Config().grpo, num_samples=8))
+  with pytest.raises(ValueError, match="share_prompts needs whole groups"):
+    config_lib.override(base, "share_prompts", "true")
+  pairs = [("share_prompts", "true"), ("minibatch_size", "8")]
+  for order in (pairs, pairs[::-1]):
+    cfg = config_lib.apply_overrides(base, config_lib.parse_set_args(f"{k}={v}" for k, v in order))
+    assert (cfg.share_prompts, cfg.minibatch_size) == (True, 8)
+
+
 # --- chat-template keyword arguments ---------------------------------------------------------
 
 _THINK_TEMPLATE = ("{% for m in messages %}Q:{{ m['content'] }}={% endfor %}"

@@ -73,6 +73,41 @@ def test_post_init_invariants_still_run_after_override():
     config.override(Experiment(), "model.num_kv_heads", "3")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Batching:
+  rows: int = 16
+  group: int = 4
+
+  def __post_init__(self):
+    if self.rows % self.group:
+      raise ValueError(f"_Batching.rows ({self.rows}) must be a multiple of group ({self.group})")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+  batching: _Batching = _Batching()
+  steps: tuple[int, ...] = (1,)
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_overrides_of_related_fields_are_checked_together_in_either_order(order):
+  # Each value alone breaks the invariant (16 % 6, 18 % 4); the pair holds it.
+  pairs = [("batching.group", "6"), ("batching.rows", "18")]
+  cfg = config.apply_overrides(_Run(), pairs if order else pairs[::-1])
+  assert cfg.batching == _Batching(rows=18, group=6)
+  with pytest.raises(ValueError, match=r"_Batching.rows \(20\) must be a multiple of group \(6\)"):
+    config.apply_overrides(_Run(), pairs + [("batching.rows", "20")])
+  for key, value in pairs:  # One value alone: checked at once.
+    with pytest.raises(ValueError, match="must be a multiple"):
+      config.override(_Run(), key, value)
+
+
+def test_overrides_run_post_init_normalization_on_the_final_config():
+  cfg = config.apply_overrides(_Run(), [("steps", "[3, 4]"), ("batching.rows", "8")])
+  assert cfg.steps == (3, 4) and cfg.batching.rows == 8
+  assert cfg == _Run(batching=_Batching(rows=8), steps=(3, 4))
+
+
 def test_json_round_trip_is_exact():
   cfg = config.apply_overrides(Experiment(), {"optim.betas": "0.8,0.9", "max_steps": "3",
                                               "stop_ids": "1,2,3"})
