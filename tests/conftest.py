@@ -8,12 +8,37 @@ abort, then a segmentation fault, in the sampler tests once the sampler's progra
 Clearing the caches when a module ends frees its programs (tests/sampler_test.py alone:
 22,711 regions left without this, 1,430 with it); modules share few programs, so the suite
 recompiles little.
+
+Compiled programs are also kept on disk for the session (JAX's persistent compilation cache,
+in a temporary folder removed at the end): a program compiled again, after the clearing
+above or in one of the many subprocesses (CLI runs, a killed run and its resume, notebooks,
+8-device checks), is read back instead. A cached program is the same executable, so no
+result changes. The cache starts empty on every run: nothing carries over between runs.
 """
 
 import gc
+import os
+import shutil
+import tempfile
 
 import jax
 import pytest
+
+_XLA_CACHE = tempfile.mkdtemp(prefix="r1jax-tests-xla-cache-")
+_CACHE_SETTINGS = {  # Environment variables (inherited by subprocesses) and jax.config names.
+    "JAX_COMPILATION_CACHE_DIR": ("jax_compilation_cache_dir", _XLA_CACHE),
+    # Programs that compile in under 0.2 s are not worth a disk entry.
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": (
+        "jax_persistent_cache_min_compile_time_secs", 0.2),
+}
+for _env, (_name, _value) in _CACHE_SETTINGS.items():
+  os.environ[_env] = str(_value)
+  jax.config.update(_name, _value)
+
+
+def pytest_sessionfinish(session, exitstatus):
+  del session, exitstatus
+  shutil.rmtree(_XLA_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
