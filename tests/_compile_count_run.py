@@ -12,6 +12,9 @@ import sys
 import tempfile
 
 os.environ["JAX_PLATFORMS"] = "cpu"
+# Nor a warm disk cache: the suite's persistent compilation cache (tests/conftest.py) is
+# left off here, so every program this run needs is compiled, and counted, in this process.
+os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
