@@ -7,7 +7,9 @@ config as JSON into its workdir so a run can be read back and rerun exactly.
 Overrides are typed by the field's annotation (falling back to the default's type): tuples,
 bools, None, ints and floats such as `3e-6` all parse from their command-line text. A dict
 field takes one key at a time (`--set task_args.path=x`, nested as `task_args.fields.answer=y`)
-and keeps its other keys; such values read as Python or JSON literals, else as text.
+and keeps its other keys; such values read as Python or JSON literals, else as text. The
+configs' own checks (`__post_init__`) run once, on the config all the overrides make, so
+values whose validity depends on each other may be given in any order.
 """
 
 from __future__ import annotations
