@@ -228,20 +228,22 @@ def _parse_dict_value(text: str) -> Any:
     return text
 
 
-def _override(cfg: Any, key: str, value: Any, full_key: str, replace=dataclasses.replace) -> Any:
+def _override(cfg: Any, key: str, value: Any, full_key: str) -> Any:
+  """`cfg` with the dotted `key` set, each dataclass on the way copied unchecked
+  (`_unchecked_replace`); `apply_overrides` checks the result."""
   head, _, rest = key.partition(".")
   if not _is_dataclass_instance(cfg) or head not in {f.name for f in dataclasses.fields(cfg)}:
     raise _UnknownKey()
   current = getattr(cfg, head)
   if rest and isinstance(current, Mapping):  # One key of a dict field (task_args.path).
-    return replace(cfg, **{head: _set_in_dict(current, rest, value, full_key)})
+    return _unchecked_replace(cfg, **{head: _set_in_dict(current, rest, value, full_key)})
   if rest:
-    return replace(cfg, **{head: _override(current, rest, value, full_key, replace)})
+    return _unchecked_replace(cfg, **{head: _override(current, rest, value, full_key)})
   if _is_dataclass_instance(current) and not isinstance(value, Mapping):
     example = flat_keys(current, full_key + ".")[0]
     raise ConfigError(f"config key {full_key!r} is a section; set one of its fields, e.g. {example}")
   tp = _field_types(type(cfg)).get(head, type(current))
-  return replace(cfg, **{head: _coerce(value, tp, full_key)})
+  return _unchecked_replace(cfg, **{head: _coerce(value, tp, full_key)})
 
 
 def override(cfg: C, key: str, value: Any) -> C:
@@ -290,7 +292,7 @@ def apply_overrides(cfg: C, overrides: Mapping[str, Any] | Iterable[tuple[str, A
     return cfg
   for key, value in items:
     try:
-      cfg = _override(cfg, key, value, key, _unchecked_replace)
+      cfg = _override(cfg, key, value, key)
     except _UnknownKey:
       raise _unknown_key_error(key, cfg) from None
   return _checked(cfg)
