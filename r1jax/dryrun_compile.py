@@ -139,8 +139,9 @@ def compile_recipe(path: str, *, device_memory_gb: float | None = None, debug: b
     tokens = jax.ShapeDtypeStruct((prompts, prompt_len), np.int32)
     mask = jax.ShapeDtypeStruct((prompts, prompt_len), bool)
     key = jax.eval_shape(lambda: jax.random.key(0))
+    no_prefix = jax.ShapeDtypeStruct((1, 0), np.int32)  # Every column in the prompts' rows.
     decode = sampler._jitted_generate("cpu").lower(  # pylint: disable=protected-access
-        s_params, tokens, mask, key, cfg=cfg.model, sampling=cfg.sampling,
+        s_params, no_prefix, tokens, mask, key, cfg=cfg.model, sampling=cfg.sampling,
         num_samples=cfg.grpo.num_samples, progress=False).compile()
   plan = dryrun.dry_run_config(cfg, **hardware, platform="cpu")
   accel = dryrun.dry_run_config(cfg, **hardware)

@@ -12,7 +12,8 @@ attention of r1jax/models/kv_cache.py):
      from token values (SmolLM2's pad id is its end-of-turn id, inside every chat prompt).
      Shapes depend only on the bucket, so a run compiles once per bucket.
   2. One prefill over the P distinct prompts (attending over the prompt alone) gives their
-     keys, values and next-token logits.
+     keys, values and next-token logits; the first tokens every prompt shares (a chat
+     template's system turn) run once for all of them (r1jax/prefill.py).
   3. A `lax.while_loop` decodes S = `max_rows` slots (all B rows by default) one token per
      step. A slot holds one (prompt, sample) row: the prompt's keys and values copied in, then
      its own generated ones, each written at the row's own position in the generated blocks.
@@ -39,6 +40,7 @@ import tqdm
 
 from r1jax import sampling as sampling_lib
 from r1jax import decode_layout
+from r1jax import prefill as prefill_lib
 from r1jax.models import kv_cache
 from r1jax.models import transformer
 from r1jax.models.config import ModelConfig
@@ -67,6 +69,9 @@ class SamplingConfig:
   pad_id: int = 0  # Written after a row has stopped (its logprob there is 0).
   prompt_buckets: tuple[int, ...] = ()  # Padded prompt lengths; the smallest that fits is used.
   prompt_multiple: int = 64  # Else prompts are padded to a multiple of this.
+  # Prompts' common first tokens, rounded down to a multiple of this, are prefilled once for
+  # all of them (r1jax/prefill.py): a chat template's system turn, R1's preamble. 0 = off.
+  shared_prefix_multiple: int = 8
   # Decode slots: rows generated at once. 0 = every row at once (the static schedule). Fewer
   # slots than rows is continuous batching: a slot whose row ends takes the next pending
   # (prompt, sample), so a heavy-tailed batch does not wait on its longest row.
@@ -106,10 +111,11 @@ class SamplingConfig:
     if any(not isinstance(b, int) or b <= 0 for b in self.prompt_buckets):
       raise ValueError(f"SamplingConfig.prompt_buckets must be positive integers, got "
                        f"{self.prompt_buckets!r}")
-    for name in ("max_rows", "refill_rows"):
+    for name in ("max_rows", "refill_rows", "shared_prefix_multiple"):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"SamplingConfig.{name} must be an integer >= 0 (0 = automatic), "
+        raise ValueError(f"SamplingConfig.{name} must be an integer >= 0 "
+                         f"({'off' if name == 'shared_prefix_multiple' else 'automatic'} at 0), "
                          f"got {value!r}")
     if isinstance(self.cache_blocks, bool) or not isinstance(self.cache_blocks, int) or (
         self.cache_blocks < 1):
@@ -145,36 +151,6 @@ def trace_count() -> int:
   return _TRACES[0]
 
 
-def _top_logits(top: transformer.Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
-  """Last hidden states x [B, D] -> float32 next-token logits [B, V] (final norm, head)."""
-  return transformer.head_logits(top, transformer.rms_norm(top["model"]["norm"], x, cfg),
-                                 cfg=cfg)
-
-
-class _Prompts(NamedTuple):
-  """The P distinct prompts, prefilled once; decode slots copy a prompt's part when they start."""
-  k: tuple[jax.Array, ...]  # L x [P, K, H, T_p] keys of the prompt positions (after RoPE).
-  v: tuple[jax.Array, ...]  # L x [P, K, T_p, H]
-  mask: jax.Array  # [P, T_p] bool: real prompt tokens (prompts are left-padded).
-  logits: jax.Array  # [P, V] float32: next-token logits after each prompt.
-  length: jax.Array  # [P] int32: real tokens of each prompt (the first new token's position).
-  budget: jax.Array  # [P] int32: new tokens each prompt's rows may generate (<= T_new).
-
-
-def _prefill(layers, top, tokens, mask, budget, *, cfg: ModelConfig) -> _Prompts:
-  """Left-padded prompts [P, T_p] -> their keys, values and next-token logits.
-
-  Attends over the prompt alone (T_p positions): the generation budget is not in this cache.
-  """
-  allowed = transformer.causal_allowed(mask)
-  x = transformer.embed(top, tokens, cfg)
-  x, kv = transformer.run_layers(layers, x, transformer.positions_from_mask(mask),
-                                 kv_cache.prefill_attend(allowed, cfg=cfg), cfg=cfg)
-  ks, vs = zip(*kv)
-  return _Prompts(tuple(ks), tuple(vs), mask, _top_logits(top, x[:, -1], cfg),
-                  mask.sum(axis=1, dtype=jnp.int32), budget)
-
-
 class _Slots(NamedTuple):
   """The decode batch: S slots, each generating one (prompt, sample) row or idle."""
   # L x the layer's cache parts (r1jax/models/kv_cache.py): the prompt's, then the generated
@@ -201,8 +177,9 @@ class _Loop(NamedTuple):
   done_rows: jax.Array  # () int32: rows completed so far (the progress bar's count).
 
 
-def _start_rows(slots: _Slots, free: jax.Array, next_row: jax.Array, prompts: _Prompts, *,
-                num_rows: int, num_samples: int, most: int) -> tuple[_Slots, jax.Array]:
+def _start_rows(slots: _Slots, free: jax.Array, next_row: jax.Array,
+                prompts: prefill_lib.Prompts, *, num_rows: int, num_samples: int,
+                most: int) -> tuple[_Slots, jax.Array]:
   """Gives the next pending rows to up to `most` free slots (free [S] bool), in slot order.
 
   A started slot gets its prompt's keys, values, mask, logits and position copied from the
@@ -248,10 +225,10 @@ def _tick(done) -> None:
     bar.update(int(done) - bar.n)
 
 
-def _generate(params, tokens, mask, key, budget=None, *, cfg: ModelConfig,
+def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfig,
               sampling: SamplingConfig, num_samples: int, progress: bool) -> Rollout:
   _TRACES[0] += 1  # Python side effect: runs once per trace, i.e. once per compilation.
-  p, t_prompt = tokens.shape
+  p, t_prompt = tokens.shape[0], prefix.shape[1] + tokens.shape[1]  # T_p = T_s + T_x.
   b, t_new = p * num_samples, sampling.max_new_tokens
   s = min(sampling.max_rows or b, b)  # Decode slots.
   params = decode_layout.cast(params, cfg)
@@ -261,7 +238,8 @@ def _generate(params, tokens, mask, key, budget=None, *, cfg: ModelConfig,
   top = decode_layout.top_params(params, cfg)
   if budget is None:
     budget = jnp.full((p,), t_new, jnp.int32)
-  prompts = _prefill(layers, top, tokens, mask, jnp.minimum(budget, t_new), cfg=cfg)
+  prompts = prefill_lib.prefill(layers, top, prefix, tokens, mask, jnp.minimum(budget, t_new),
+                                cfg=cfg)
 
   m = max([len(q) for q in sampling.stop_sequences] + [1])
   start = functools.partial(_start_rows, prompts=prompts, num_rows=b, num_samples=num_samples)
@@ -346,7 +324,7 @@ def _generate(params, tokens, mask, key, budget=None, *, cfg: ModelConfig,
     x = transformer.embed(top, token[:, None], cfg)
     x, kv = transformer.run_layers(layers, x, sl.pos[:, None], attends, cfg=cfg)
     x = decode_layout.rows(x[:, 0], "act_batch", "act_embed")
-    logits = decode_layout.rows(_top_logits(top, x, cfg), "act_batch", None)
+    logits = decode_layout.rows(prefill_lib.top_logits(top, x, cfg), "act_batch", None)
     ks, vs = zip(*kv)
     sl = _Slots(tuple(ks), tuple(vs), sl.prompt_mask, jnp.where(ended, b, sl.row), n,
                 sl.pos + 1, sl.budget, logits, window)
@@ -432,11 +410,16 @@ def generate(params: transformer.Params, prompts: Sequence[Sequence[int]], *, cf
     raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
   ids = _check_prompts(prompts, cfg, sampling)
   t_prompt = bucket_length(max(len(x) for x in ids), sampling)
-  tokens = np.full((len(ids), t_prompt), sampling.pad_id, np.int32)
-  mask = np.zeros((len(ids), t_prompt), bool)
+  # The shared prefix is prefilled once; the rest of each prompt fills the bucket's other
+  # T_x = T_p - T_s columns, so decode sees the same T_p with or without sharing.
+  t_s = prefill_lib.shared_prefix_length(ids, sampling.shared_prefix_multiple)
+  prefix = np.asarray([ids[0][:t_s]], np.int32).reshape(1, t_s)
+  t_x = t_prompt - t_s
+  tokens = np.full((len(ids), t_x), sampling.pad_id, np.int32)
+  mask = np.zeros((len(ids), t_x), bool)
   for i, x in enumerate(ids):  # Left padding: every prompt ends at the last column.
-    tokens[i, t_prompt - len(x):] = x
-    mask[i, t_prompt - len(x):] = True
+    tokens[i, t_x - (len(x) - t_s):] = x[t_s:]
+    mask[i, t_x - (len(x) - t_s):] = True
   # Not .pop(): devices() may hand out a cached set, and popping empties it for later calls.
   leaf = jax.tree.leaves(params)[0]
   platform = (next(iter(leaf.devices())).platform if isinstance(leaf, jax.Array)
@@ -447,8 +430,9 @@ def generate(params: transformer.Params, prompts: Sequence[Sequence[int]], *, cf
   if len(budgets) != len(ids) or not all(1 <= x <= sampling.max_new_tokens for x in budgets):
     raise ValueError(f"budgets must be {len(ids)} integers (one per prompt) in "
                      f"[1, max_new_tokens={sampling.max_new_tokens}], got {budgets!r:.120}")
-  run = functools.partial(_jitted_generate(platform), params, jnp.asarray(tokens),
-                          jnp.asarray(mask), key, jnp.asarray(budgets, jnp.int32), cfg=cfg,
+  run = functools.partial(_jitted_generate(platform), params, jnp.asarray(prefix),
+                          jnp.asarray(tokens), jnp.asarray(mask), key,
+                          jnp.asarray(budgets, jnp.int32), cfg=cfg,
                           sampling=sampling, num_samples=num_samples, progress=progress)
   if not progress:
     return run()

@@ -60,11 +60,13 @@ def _forward(params, tokens, mask):
 
 
 def _decode(params, tokens, mask):
-  """The sampler on these prompts: prefill, then continuous batching over 4 slots."""
+  """The sampler on these prompts after a shared 3-token prefix (prefilled once), then
+  continuous batching over 4 slots."""
   sc = sampler.SamplingConfig(temperature=1.0, max_new_tokens=T_NEW, max_rows=4,
                               cache_blocks=2)
-  out = sampler._generate(params, tokens, mask, jax.random.key(3), cfg=CFG, sampling=sc,  # pylint: disable=protected-access
-                          num_samples=2, progress=False)
+  prefix = jnp.asarray([[11, 12, 13]], jnp.int32)
+  out = sampler._generate(params, prefix, tokens, mask, jax.random.key(3), cfg=CFG,  # pylint: disable=protected-access
+                          sampling=sc, num_samples=2, progress=False)
   return out.logprobs, out.tokens
 
 

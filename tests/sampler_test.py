@@ -397,7 +397,8 @@ def test_same_key_same_rollout_and_another_key_another(params):
     (dict(temperature=-1.0), "temperature"), (dict(top_k=-1), "top_k"),
     (dict(min_p=1.5), "min_p"), (dict(stop_sequences=((),)), "stop_sequences"),
     (dict(prompt_multiple=0), "prompt_multiple"), (dict(max_rows=-1), "max_rows"),
-    (dict(refill_rows=1.5), "refill_rows"), (dict(cache_blocks=0), "cache_blocks")])
+    (dict(refill_rows=1.5), "refill_rows"), (dict(cache_blocks=0), "cache_blocks"),
+    (dict(shared_prefix_multiple=-8), "shared_prefix_multiple must be an integer >= 0")])
 def test_bad_sampling_config_is_a_clear_error(kw, match):
   with pytest.raises(ValueError, match=match):
     SamplingConfig(**kw)
