@@ -79,6 +79,11 @@ class SamplingConfig:
   # Rows a continuous batch may start per decode step (each copies its prompt's keys and
   # values into its slot); 0 = a quarter of the slots.
   refill_rows: int = 0
+  # Once no rows are pending and at most this many slots are live, the live rows move to a
+  # batch of this many slots to finish (one copy of their caches): on a CPU a step of fewer
+  # rows is cheaper. 0 = a quarter of the slots under continuous batching (max_rows below the
+  # rows), none for the static schedule; max_rows or more = never.
+  tail_slots: int = 0
   # Decode attends over the prompt plus the generated spans up to the longest live row: the
   # budget cut into this many spans (one compiled branch each). 1 = the whole cache each step.
   cache_blocks: int = 8
@@ -111,7 +116,7 @@ class SamplingConfig:
     if any(not isinstance(b, int) or b <= 0 for b in self.prompt_buckets):
       raise ValueError(f"SamplingConfig.prompt_buckets must be positive integers, got "
                        f"{self.prompt_buckets!r}")
-    for name in ("max_rows", "refill_rows", "shared_prefix_multiple"):
+    for name in ("max_rows", "refill_rows", "tail_slots", "shared_prefix_multiple"):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"SamplingConfig.{name} must be an integer >= 0 "
@@ -205,6 +210,24 @@ def _start_rows(slots: _Slots, free: jax.Array, next_row: jax.Array,
   return out, next_row + jnp.sum(take, dtype=jnp.int32)
 
 
+def _tail_slots(sampling: SamplingConfig, s: int, b: int) -> int:
+  """Slots of the narrow batch that finishes a call's last rows; 0 = no narrow batch."""
+  tail = sampling.tail_slots or (s // 4 if s < b else 0)
+  return tail if 0 < tail < s else 0
+
+
+def _narrow(slots: _Slots, tail: int, b: int, pin_k, pin_v) -> _Slots:
+  """The live slots (at most `tail`) moved, in slot order, to a batch of `tail` slots."""
+  live = slots.row < b
+  idx = jnp.nonzero(live, size=tail, fill_value=0)[0]
+  take = lambda a: a[idx]
+  parts = lambda layers, pin: tuple(tuple(pin(take(c)) for c in parts) for parts in layers)
+  row = jnp.where(jnp.arange(tail) < jnp.sum(live), slots.row[idx], b)  # Fillers: idle.
+  return _Slots(parts(slots.k, pin_k), parts(slots.v, pin_v), take(slots.prompt_mask), row,
+                take(slots.n), take(slots.pos), take(slots.budget), take(slots.logits),
+                take(slots.window))
+
+
 def _stop_hit(window: jax.Array, token: jax.Array, sampling: SamplingConfig) -> jax.Array:
   """Whether `token` [B] (already appended to `window` [B, M]) ends a row: eos or a stop seq."""
   hit = jnp.zeros(token.shape, bool)
@@ -280,10 +303,8 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
                 jnp.zeros((b, t_new), jnp.float32), jnp.zeros((b,), jnp.int32),
                 jnp.zeros((b,), bool), jnp.zeros((), jnp.int32))
 
-  def cond(st: _Loop):
-    return jnp.any(st.slots.row < b)
-
-  def body(st: _Loop) -> _Loop:
+  def step(st: _Loop, *, s: int, static: bool, refills: int) -> _Loop:
+    """One decode step of S slots: sample, write the outputs, feed the tokens back, refill."""
     sl = st.slots
     live = sl.row < b
     # Each row's n-th token is drawn with fold_in(fold_in(key, row), n): the same whichever
@@ -342,7 +363,17 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
     return _Loop(st.step + 1, sl, next_row, tokens_out, logprobs_out, lengths_out, finished_out,
                  done_rows)
 
-  state = jax.lax.while_loop(cond, body, state)
+  live_rows = lambda st: jnp.sum(st.slots.row < b, dtype=jnp.int32)
+  tail = _tail_slots(sampling, s, b)
+  if tail:  # The wide batch while rows are pending or more than `tail` are live, ...
+    state = jax.lax.while_loop(
+        lambda st: (live_rows(st) > tail) | ((st.next_row < b) & (live_rows(st) > 0)),
+        functools.partial(step, s=s, static=static, refills=refills), state)
+    # ... then the live rows move to `tail` slots (one copy of their caches) to finish.
+    state = state._replace(slots=_narrow(state.slots, tail, b, pin_k, pin_v))
+    s, static, refills = tail, False, 0
+  state = jax.lax.while_loop(lambda st: live_rows(st) > 0,
+                             functools.partial(step, s=s, static=static, refills=refills), state)
   return Rollout(state.tokens, state.logprobs, state.lengths, state.finished)
 
 

@@ -6,6 +6,7 @@ installed, else with the golden ids in tests/fixtures/smollm2_greedy_golden.json
 """
 
 import dataclasses
+import functools
 import json
 import math
 import pathlib
@@ -262,10 +263,13 @@ def _lengthy(params, **kw):
 
 @pytest.mark.parametrize("kw", [dict(max_rows=3), dict(max_rows=1), dict(max_rows=4, refill_rows=1),
                                 dict(cache_blocks=1), dict(cache_blocks=20),
-                                dict(max_rows=2, cache_blocks=4)])
+                                dict(max_rows=2, cache_blocks=4), dict(max_rows=8),
+                                dict(max_rows=6, tail_slots=3, cache_blocks=3),
+                                dict(tail_slots=4), dict(max_rows=8, tail_slots=8)])
 def test_rollout_is_the_same_whatever_the_schedule(params, kw):
   # Each (prompt, sample) row draws from its own key: static or continuous batching, any number
-  # of slots, any refill rate and cache blocking give the same rows.
+  # of slots, any refill rate and cache blocking, and the last rows finishing in a narrower
+  # batch (8 slots of 10 rows: 2 by default) or not give the same rows.
   want, got = _lengthy(params), _lengthy(params, **kw)
   lengths = np.asarray(want.lengths)
   assert len(set(lengths.tolist())) >= 4 and bool(np.asarray(want.finished).any())  # Varied.
@@ -273,6 +277,29 @@ def test_rollout_is_the_same_whatever_the_schedule(params, kw):
   np.testing.assert_array_equal(got.lengths, want.lengths)
   np.testing.assert_array_equal(got.finished, want.finished)
   np.testing.assert_allclose(got.logprobs, want.logprobs, atol=LOGPROB_TOL)
+
+
+def _decode_loops(params, **kw) -> int:
+  """How many decode `while` loops one sampler call of 2 prompts x 5 samples traces."""
+  sc = SamplingConfig(temperature=1.0, max_new_tokens=6, **kw)
+  fn = functools.partial(sampler._generate, cfg=CFG, sampling=sc, num_samples=5,  # pylint: disable=protected-access
+                         progress=False)
+  jaxpr = jax.make_jaxpr(fn)(params, jnp.zeros((1, 0), jnp.int32), jnp.ones((2, 8), jnp.int32),
+                             jnp.ones((2, 8), bool), jax.random.key(0))
+  return sum(eqn.primitive.name == "while" for eqn in jaxpr.jaxpr.eqns)
+
+
+def test_the_last_rows_of_a_continuous_batch_finish_in_a_narrower_one(params):
+  # Continuous batching decodes S slots while rows are pending, then the last S / 4 (or
+  # tail_slots) live rows in a batch of that many: two loops. The static schedule keeps one
+  # unless asked; tail_slots >= S keeps every step at S. The rows are the same either way
+  # (test_rollout_is_the_same_whatever_the_schedule).
+  assert _decode_loops(params, max_rows=8) == 2
+  assert _decode_loops(params, max_rows=4, tail_slots=2) == 2
+  assert _decode_loops(params) == 1 and _decode_loops(params, max_rows=8, tail_slots=8) == 1
+  assert _decode_loops(params, tail_slots=3) == 2
+  assert _decode_loops(params, max_rows=4) == 2  # 4 // 4 = 1 slot.
+  assert _decode_loops(params, max_rows=3) == 1  # 3 // 4 = 0: no narrow batch.
 
 
 def test_per_prompt_budgets_end_rows_unfinished_and_keep_the_tokens(params):

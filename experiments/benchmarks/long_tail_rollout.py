@@ -13,7 +13,9 @@ in the same process, one after another:
                  continuous batching;
   static-filled  the same batches, attention over the filled part of the cache;
   continuous     one call, S slots, a finished row's slot taking the next prompt at once,
-                 attention over the filled part;
+                 attention over the filled part, the last S / 4 rows finishing in a batch of
+                 S / 4 slots (`SamplingConfig.tail_slots`);
+  continuous-wide  the same, every step at S slots (for reference: what the narrow tail gives);
   all-at-once    all 64 rows in one static batch (filled part), for reference: on a CPU a
                  wider batch costs more per step, so it is not free as on an accelerator;
 
@@ -26,9 +28,13 @@ mode's ratio to static-whole.
 Run:
   python experiments/benchmarks/long_tail_rollout.py [--rows 64] [--slots 16]
       [--new-tokens 256] [--median 24] [--sigma 1.0] [--reps 1] [--prompt-multiple 64]
+      [--shared-prefix-multiple 8]
 
 `--prompt-multiple` pads the 43-token prompts to a multiple of it (the sampler's default,
-64, pads them to 64; 16 pads them to 48), in every mode alike.
+64, pads them to 64; 16 pads them to 48), in every mode alike. `--shared-prefix-multiple`
+sets how the prompts' common first tokens (the chat template's system turn, 27 tokens) are
+prefilled once (r1jax/prefill.py; default 8: 24 of them; 0 = each prompt prefilled whole), in
+every mode alike.
 
 Needs the SmolLM2 GGUF (`r1jax fetch smollm2-135m`). Figures measured are in the README
 ("How a rollout is decoded").
@@ -68,6 +74,8 @@ def main() -> None:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--prompt-multiple", type=int, default=None,
                       help="pad prompts to a multiple of this (default: the sampler's)")
+  parser.add_argument("--shared-prefix-multiple", type=int, default=None,
+                      help="prefill the prompts' shared prefix rounded to this (0 = off)")
   args = parser.parse_args()
 
   import jax  # pylint: disable=g-import-not-at-top
@@ -86,11 +94,14 @@ def main() -> None:
   base = sampler.SamplingConfig(temperature=1.0, max_new_tokens=args.new_tokens)
   if args.prompt_multiple:
     base = dataclasses.replace(base, prompt_multiple=args.prompt_multiple)
+  if args.shared_prefix_multiple is not None:
+    base = dataclasses.replace(base, shared_prefix_multiple=args.shared_prefix_multiple)
   s = args.slots
   modes = {  # name: (sampling, prompts per call)
       "static-whole": (dataclasses.replace(base, cache_blocks=1), s),
       "static-filled": (base, s),
       "continuous": (dataclasses.replace(base, max_rows=s), args.rows),
+      "continuous-wide": (dataclasses.replace(base, max_rows=s, tail_slots=s), args.rows),
       "all-at-once": (base, args.rows),
   }
 
@@ -110,7 +121,8 @@ def main() -> None:
     rows[name] = run(mode, 0)
     print(f"{name}: first call (compile + run) {time.perf_counter() - t0:.1f} s", flush=True)
   print("continuous == all-at-once, row for row: "
-        f"{np.array_equal(rows['continuous'], rows['all-at-once'])}")
+        f"{np.array_equal(rows['continuous'], rows['all-at-once'])}; continuous-wide == "
+        f"all-at-once: {np.array_equal(rows['continuous-wide'], rows['all-at-once'])}")
   for rep in range(args.reps):
     for name, mode in modes.items():
       t0, c0 = time.perf_counter(), time.process_time()
@@ -122,7 +134,7 @@ def main() -> None:
   for name in modes:
     wall = statistics.median(t for t, _ in times[name])
     cpu = statistics.median(c for _, c in times[name])
-    print(f"{name:14s} {useful / wall:7.1f} useful tokens/s ({wall:6.1f} s wall, {cpu:6.1f} s "
+    print(f"{name:15s} {useful / wall:7.1f} useful tokens/s ({wall:6.1f} s wall, {cpu:6.1f} s "
           f"cpu)  x{base_wall / wall:.2f} wall, x{base_cpu / cpu:.2f} cpu vs static-whole")
 
 
