@@ -15,11 +15,13 @@ attention of r1jax/models/kv_cache.py):
      keys, values and next-token logits; the first tokens every prompt shares (a chat
      template's system turn) run once for all of them (r1jax/prefill.py).
   3. A `lax.while_loop` decodes S = `max_rows` slots (all B rows by default) one token per
-     step. A slot holds one (prompt, sample) row: the prompt's keys and values copied in, then
-     its own generated ones, each written at the row's own position in the generated blocks.
-     Attention reads the prompt and the blocks up to the longest live row (`cache_blocks`). When a row ends (eos, a stop
-     sequence, the budget) its slot takes the next pending row (continuous batching), so with
-     S < B the batch stays full however heavy the tail of lengths.
+     step. A slot (r1jax/decode_slots.py) holds one (prompt, sample) row: the prompt's keys
+     and values copied in, then its own generated ones, each written at the row's own
+     position in the generated blocks. Attention reads the prompt and the blocks up to the
+     longest live row (`cache_blocks`). When a row ends (eos, a stop sequence, the budget) its
+     slot takes the next pending row (continuous batching), so with S < B the batch stays
+     full however heavy the tail of lengths; once no rows are pending, the last few live rows
+     move to a narrower batch (`tail_slots`) and a second loop finishes them.
   4. Row r's n-th token is drawn with key fold_in(fold_in(key, r), n), so a rollout is the
      same whatever the schedule (static or continuous, any S): only float rounding of the
      batched matmuls can differ between batch shapes.
@@ -40,6 +42,7 @@ import tqdm
 
 from r1jax import sampling as sampling_lib
 from r1jax import decode_layout
+from r1jax.decode_slots import Slots, narrow, start_rows
 from r1jax import prefill as prefill_lib
 from r1jax.models import kv_cache
 from r1jax.models import transformer
@@ -156,24 +159,9 @@ def trace_count() -> int:
   return _TRACES[0]
 
 
-class _Slots(NamedTuple):
-  """The decode batch: S slots, each generating one (prompt, sample) row or idle."""
-  # L x the layer's cache parts (r1jax/models/kv_cache.py): the prompt's, then the generated
-  # blocks (their spans sum to T_new); keys [S, K, H, span], values [S, K, span, H].
-  k: tuple[tuple[jax.Array, ...], ...]
-  v: tuple[tuple[jax.Array, ...], ...]
-  prompt_mask: jax.Array  # [S, T_p] bool: the slot's prompt tokens.
-  row: jax.Array  # [S] int32: the output row the slot generates; B (= P * R) when idle.
-  n: jax.Array  # [S] int32: tokens the slot's row has generated so far.
-  pos: jax.Array  # [S] int32: RoPE position of the slot's next token.
-  budget: jax.Array  # [S] int32: the row's token budget.
-  logits: jax.Array  # [S, V] float32: logits for the slot's next token.
-  window: jax.Array  # [S, M] the row's last M tokens (-1 before the first), M >= 1.
-
-
 class _Loop(NamedTuple):
   step: jax.Array  # () int32: decode steps taken.
-  slots: _Slots
+  slots: Slots
   next_row: jax.Array  # () int32: the first row no slot has taken yet.
   tokens: jax.Array  # [B, T_new] output.
   logprobs: jax.Array  # [B, T_new]
@@ -182,50 +170,10 @@ class _Loop(NamedTuple):
   done_rows: jax.Array  # () int32: rows completed so far (the progress bar's count).
 
 
-def _start_rows(slots: _Slots, free: jax.Array, next_row: jax.Array,
-                prompts: prefill_lib.Prompts, *, num_rows: int, num_samples: int,
-                most: int) -> tuple[_Slots, jax.Array]:
-  """Gives the next pending rows to up to `most` free slots (free [S] bool), in slot order.
-
-  A started slot gets its prompt's keys, values, mask, logits and position copied from the
-  prefill; its generated blocks need no clearing (the mask hides them). Free slots left without
-  a row go idle. Only `most` rows are copied, so the cost per step is bounded.
-  """
-  s = free.shape[0]
-  rank = jnp.cumsum(free) - 1
-  take = free & (rank < most) & (next_row + rank < num_rows)
-  idx = jnp.nonzero(take, size=most, fill_value=s)[0]  # [most] slot ids; s = nothing.
-  new_row = next_row + jnp.arange(most, dtype=jnp.int32)
-  prompt = jnp.minimum(new_row, num_rows - 1) // num_samples
-  set_rows = lambda a, x: a.at[idx].set(x.astype(a.dtype), mode="drop")
-  k = tuple((set_rows(c[0], pk[prompt]),) + c[1:] for c, pk in zip(slots.k, prompts.k))
-  v = tuple((set_rows(c[0], pv[prompt]),) + c[1:] for c, pv in zip(slots.v, prompts.v))
-  row = jnp.where(free & ~take, num_rows, slots.row)
-  out = _Slots(
-      k, v, set_rows(slots.prompt_mask, prompts.mask[prompt]), set_rows(row, new_row),
-      set_rows(slots.n, jnp.zeros_like(new_row)), set_rows(slots.pos, prompts.length[prompt]),
-      set_rows(slots.budget, prompts.budget[prompt]),
-      set_rows(slots.logits, prompts.logits[prompt]),
-      set_rows(slots.window, jnp.full((most, slots.window.shape[1]), -1, jnp.int32)))
-  return out, next_row + jnp.sum(take, dtype=jnp.int32)
-
-
 def _tail_slots(sampling: SamplingConfig, s: int, b: int) -> int:
   """Slots of the narrow batch that finishes a call's last rows; 0 = no narrow batch."""
   tail = sampling.tail_slots or (s // 4 if s < b else 0)
   return tail if 0 < tail < s else 0
-
-
-def _narrow(slots: _Slots, tail: int, b: int, pin_k, pin_v) -> _Slots:
-  """The live slots (at most `tail`) moved, in slot order, to a batch of `tail` slots."""
-  live = slots.row < b
-  idx = jnp.nonzero(live, size=tail, fill_value=0)[0]
-  take = lambda a: a[idx]
-  parts = lambda layers, pin: tuple(tuple(pin(take(c)) for c in parts) for parts in layers)
-  row = jnp.where(jnp.arange(tail) < jnp.sum(live), slots.row[idx], b)  # Fillers: idle.
-  return _Slots(parts(slots.k, pin_k), parts(slots.v, pin_v), take(slots.prompt_mask), row,
-                take(slots.n), take(slots.pos), take(slots.budget), take(slots.logits),
-                take(slots.window))
 
 
 def _stop_hit(window: jax.Array, token: jax.Array, sampling: SamplingConfig) -> jax.Array:
@@ -265,7 +213,7 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
                                 cfg=cfg)
 
   m = max([len(q) for q in sampling.stop_sequences] + [1])
-  start = functools.partial(_start_rows, prompts=prompts, num_rows=b, num_samples=num_samples)
+  start = functools.partial(start_rows, prompts=prompts, num_rows=b, num_samples=num_samples)
   dt = jnp.dtype(cfg.dtype)
   pin_v = lambda x: decode_layout.rows(x, "cache_batch", "cache_kv_heads", "cache_length", None)
   pin_k = lambda x: decode_layout.rows(x, "cache_batch", "cache_kv_heads", None, "cache_length")
@@ -276,21 +224,20 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
     fan = lambda x: jnp.repeat(x, num_samples, axis=0)
     k_parts = lambda pc: (pin_k(fan(pc).astype(dt)),) + k_blocks
     v_parts = lambda pc: (pin_v(fan(pc).astype(dt)),) + v_blocks
-    slots = _Slots(tuple(map(k_parts, prompts.k)), tuple(map(v_parts, prompts.v)),
-                   fan(prompts.mask),
-                   jnp.arange(b, dtype=jnp.int32), jnp.zeros((b,), jnp.int32),
-                   fan(prompts.length), fan(prompts.budget), fan(prompts.logits),
-                   jnp.full((b, m), -1, jnp.int32))
+    slots = Slots(tuple(map(k_parts, prompts.k)), tuple(map(v_parts, prompts.v)),
+                  fan(prompts.mask), jnp.arange(b, dtype=jnp.int32), jnp.zeros((b,), jnp.int32),
+                  fan(prompts.length), fan(prompts.budget), fan(prompts.logits),
+                  jnp.full((b, m), -1, jnp.int32))
     next_row = jnp.asarray(b, jnp.int32)
   else:  # Empty slots, then the first S rows start through the same path as later ones.
     empty = jnp.zeros((s, cfg.num_kv_heads, t_prompt, cfg.head_dim), dt)
     empty_k = (pin_k(jnp.swapaxes(empty, 2, 3)),) + k_blocks
     empty_v = (pin_v(empty),) + v_blocks
-    slots = _Slots((empty_k,) * cfg.num_layers, (empty_v,) * cfg.num_layers,
-                   jnp.zeros((s, t_prompt), bool), jnp.full((s,), b, jnp.int32),
-                   jnp.zeros((s,), jnp.int32), jnp.zeros((s,), jnp.int32),
-                   jnp.zeros((s,), jnp.int32), jnp.zeros((s, cfg.vocab_size), jnp.float32),
-                   jnp.full((s, m), -1, jnp.int32))
+    slots = Slots((empty_k,) * cfg.num_layers, (empty_v,) * cfg.num_layers,
+                  jnp.zeros((s, t_prompt), bool), jnp.full((s,), b, jnp.int32),
+                  jnp.zeros((s,), jnp.int32), jnp.zeros((s,), jnp.int32),
+                  jnp.zeros((s,), jnp.int32), jnp.zeros((s, cfg.vocab_size), jnp.float32),
+                  jnp.full((s, m), -1, jnp.int32))
     slots, next_row = start(slots, jnp.ones((s,), bool), jnp.zeros((), jnp.int32), most=s)
   refills = 0 if s == b else min(s, sampling.refill_rows or max(1, s // 4))
   lengths = kv_cache.filled_lengths(t_prompt, t_new, sampling.cache_blocks)
@@ -347,8 +294,8 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
     x = decode_layout.rows(x[:, 0], "act_batch", "act_embed")
     logits = decode_layout.rows(prefill_lib.top_logits(top, x, cfg), "act_batch", None)
     ks, vs = zip(*kv)
-    sl = _Slots(tuple(ks), tuple(vs), sl.prompt_mask, jnp.where(ended, b, sl.row), n,
-                sl.pos + 1, sl.budget, logits, window)
+    sl = Slots(tuple(ks), tuple(vs), sl.prompt_mask, jnp.where(ended, b, sl.row), n,
+               sl.pos + 1, sl.budget, logits, window)
     next_row = st.next_row
     if refills:  # Only on steps where a slot is free and rows are pending: a start gathers
       # its prompts' keys and values for every layer, which most steps would do for nothing.
@@ -370,7 +317,7 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
         lambda st: (live_rows(st) > tail) | ((st.next_row < b) & (live_rows(st) > 0)),
         functools.partial(step, s=s, static=static, refills=refills), state)
     # ... then the live rows move to `tail` slots (one copy of their caches) to finish.
-    state = state._replace(slots=_narrow(state.slots, tail, b, pin_k, pin_v))
+    state = state._replace(slots=narrow(state.slots, tail, b, pin_k, pin_v))
     s, static, refills = tail, False, 0
   state = jax.lax.while_loop(lambda st: live_rows(st) > 0,
                              functools.partial(step, s=s, static=static, refills=refills), state)
