@@ -409,8 +409,8 @@ def generate(params: transformer.Params, prompts: Sequence[Sequence[int]], *, cf
     raise ValueError(f"budgets must be {len(ids)} integers (one per prompt) in "
                      f"[1, max_new_tokens={sampling.max_new_tokens}], got {budgets!r:.120}")
   # The prefix goes in as numpy: `jnp.asarray` compiles a small staging program per new shape.
-  run = functools.partial(_jitted_generate(platform), params, prefix, jnp.asarray(tokens), jnp.asarray(mask), key,
-                          jnp.asarray(budgets, jnp.int32), cfg=cfg,
+  run = functools.partial(_jitted_generate(platform), params, prefix, jnp.asarray(tokens),
+                          jnp.asarray(mask), key, jnp.asarray(budgets, jnp.int32), cfg=cfg,
                           sampling=sampling, num_samples=num_samples, progress=progress)
   if not progress:
     return run()
