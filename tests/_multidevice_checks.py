@@ -16,6 +16,7 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 
 import dataclasses  # pylint: disable=g-import-not-at-top
 import json
+import re
 import sys
 import time
 
@@ -68,6 +69,27 @@ def _decode(params, tokens, mask):
   out = sampler._generate(params, prefix, tokens, mask, jax.random.key(3), cfg=CFG,  # pylint: disable=protected-access
                           sampling=sc, num_samples=2, progress=False)
   return out.logprobs, out.tokens
+
+
+def _continuous_decode_all_gathers(params, tokens, mask) -> list[int]:
+  """Sizes (elements) of the arrays all-gathered inside the decode loops of continuous
+  batching over 8 slots (one a device).
+
+  Each slot writes its new key and value at its own position: a scatter that must stay on
+  the slot's device, not gather the cache. Slots and output rows pair up at run time, so
+  per-slot ids, positions and sampled tokens do cross devices."""
+  sc = sampler.SamplingConfig(temperature=1.0, max_new_tokens=T_NEW, max_rows=8,
+                              cache_blocks=2)
+  decode = lambda p, t, m: sampler._generate(  # pylint: disable=protected-access
+      p, jnp.zeros((1, 0), jnp.int32), t, m, jax.random.key(3), cfg=CFG, sampling=sc,
+      num_samples=2, progress=False)
+  hlo = jax.jit(decode).lower(params, tokens, mask).compile().as_text()
+  sizes = []
+  for line in hlo.splitlines():
+    shape = re.search(r"= \w+\[([\d,]*)\]\S* all-gather(?:-start)?\(", line)
+    if shape and "/while/" in line:
+      sizes.append(int(np.prod([int(d) for d in shape.group(1).split(",") if d])))
+  return sizes
 
 
 def _everything(params, tokens, mask, odd_tokens, odd_mask):
@@ -135,6 +157,10 @@ def main() -> None:
     r["decode_max_diff"] = _max_diff(out["decode"][0], ref["decode"][0])
     r["decode_tokens_equal"] = bool(np.array_equal(np.asarray(out["decode"][1]),
                                                    np.asarray(ref["decode"][1])))
+    if shape == (8, 1, 1):  # Rows split over all 8 devices.
+      with sharding.axis_rules_context(mesh, rules):
+        r["continuous_decode_all_gathers"] = _continuous_decode_all_gathers(params, tok_s,
+                                                                            mask_s)
     r["odd_batch_spec"] = str(sharding.batch_spec(odd_tokens.shape, mesh, rules))
     if "odd" in out:
       r["odd_batch_logits_max_diff"] = _max_diff(out["odd"], ref["odd"])

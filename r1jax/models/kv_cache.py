@@ -136,9 +136,13 @@ def decode_attend(cache_k: Sequence[jax.Array], cache_v: Sequence[jax.Array], at
         span = c.shape[axis]
         pos = at - start
         pos = jnp.where((pos >= 0) & (pos < span), pos, span)  # span: out of range, dropped.
-        rows = slice(None) if at.ndim == 0 else jnp.arange(s)  # One shared `at`: a column.
-        where = (rows,) + (slice(None),) * (axis - 1) + (pos,)  # `pos` on the positions axis.
-        out.append(c.at[where].set(x[:, 0].astype(c.dtype), mode="drop"))
+        new = x[:, 0].astype(c.dtype)
+        if at.ndim == 0:  # One shared `at`: a column.
+          out.append(c.at[(slice(None),) * axis + (pos,)].set(new, mode="drop"))
+        else:  # Each row its own position: a scatter batched over the rows (vmap), which a
+          # mesh splits with the rows; indexing the rows by arange made it gather the cache.
+          row = lambda c_, x_, p_: c_.at[(slice(None),) * (axis - 1) + (p_,)].set(x_, mode="drop")
+          out.append(jax.vmap(row)(c, new, pos))
         start += span
       return tuple(out)
 
