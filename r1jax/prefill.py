@@ -70,11 +70,6 @@ def top_logits(top: transformer.Params, x: jax.Array, cfg: ModelConfig) -> jax.A
                                  cfg=cfg)
 
 
-def _cache_layout(k: jax.Array, v: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """k, v [P, T, K, H] -> the decode cache's keys [P, K, H, T] and values [P, K, T, H]."""
-  return jnp.transpose(k, (0, 2, 3, 1)), jnp.swapaxes(v, 1, 2)
-
-
 def prefill(layers: Sequence[transformer.Params], top: transformer.Params, prefix: jax.Array,
             tokens: jax.Array, mask: jax.Array, budget: jax.Array, *,
             cfg: ModelConfig) -> Prompts:
@@ -111,24 +106,18 @@ def prefill(layers: Sequence[transformer.Params], top: transformer.Params, prefi
   suffix_allowed = jnp.concatenate(
       [jnp.ones((p, t_x, t_s), bool), transformer.causal_allowed(mask)], axis=2)
   x_pre, x_suf = transformer.embed(top, prefix, cfg), transformer.embed(top, tokens, cfg)
+
+  def prefix_attend(q, k, v):  # The prefix's own keys and values, for the suffixes.
+    return transformer.masked_attention(q, k, v, prefix_allowed, cfg=cfg), (k, v)
+
   ks, vs = [], []
   for layer in layers:
-
-    def prefix_attend(q, k, v):
-      return transformer.masked_attention(q, k, v, prefix_allowed, cfg=cfg), (k, v)
-
-    x_pre, (k_pre, v_pre) = transformer.block(layer, x_pre, prefix_pos, prefix_attend, cfg=cfg)
-    fan = lambda y: jnp.broadcast_to(y, (p,) + y.shape[1:])  # [1, T_s, K, H] -> [P, ...]
-
-    def suffix_attend(q, k, v, k_pre=k_pre, v_pre=v_pre):
-      k = jnp.concatenate([fan(k_pre).astype(k.dtype), k], axis=1)
-      v = jnp.concatenate([fan(v_pre).astype(v.dtype), v], axis=1)
-      return transformer.masked_attention(q, k, v, suffix_allowed, cfg=cfg), (k, v)
-
-    x_suf, (k_all, v_all) = transformer.block(layer, x_suf, suffix_pos, suffix_attend, cfg=cfg)
-    k_all, v_all = _cache_layout(k_all, v_all)
-    ks.append(k_all)
-    vs.append(v_all)
+    x_pre, before = transformer.block(layer, x_pre, prefix_pos, prefix_attend, cfg=cfg)
+    x_suf, (k, v) = transformer.block(
+        layer, x_suf, suffix_pos,
+        kv_cache.prefill_attend(suffix_allowed, cfg=cfg, before=before), cfg=cfg)
+    ks.append(k)
+    vs.append(v)
   whole_mask = jnp.concatenate([jnp.ones((p, t_s), bool), mask], axis=1)
   return Prompts(tuple(ks), tuple(vs), whole_mask, top_logits(top, x_suf[:, -1], cfg), length,
                  budget)

@@ -57,13 +57,20 @@ def abstract_cache(cfg: ModelConfig, slots: int, length: int, prompts: int = 0,
   return out
 
 
-def prefill_attend(allowed: jax.Array, *, cfg: ModelConfig) -> transformer.AttendFn:
-  """Masked attention over the prompt (allowed [P, T, T]).
+def prefill_attend(allowed: jax.Array, *, cfg: ModelConfig,
+                   before: tuple[jax.Array, jax.Array] | None = None) -> transformer.AttendFn:
+  """Masked attention over the prompt (allowed [P, T, T_s + T]).
 
-  Also returns the prompt's keys [P, K, H, T] and values [P, K, T, H], the cache's layouts.
+  `before` is an optional shared prefix's keys and values [1, T_s, K, H] at the same layer
+  (r1jax/prefill.py): every row attends over them first. Also returns the keys
+  [P, K, H, T_s + T] and values [P, K, T_s + T, H] attended over, the cache's layouts.
   """
 
-  def attend(q, k, v):  # k, v [P, T, K, H]: the decode cache's parts' layouts.
+  def attend(q, k, v):  # k, v [P, T, K, H]
+    if before is not None:  # The prefix's one row, read by each of the P rows.
+      fan = lambda y, like: jnp.broadcast_to(y, (like.shape[0],) + y.shape[1:]).astype(like.dtype)
+      k = jnp.concatenate([fan(before[0], k), k], axis=1)
+      v = jnp.concatenate([fan(before[1], v), v], axis=1)
     out = transformer.masked_attention(q, k, v, allowed, cfg=cfg)
     return out, (jnp.transpose(k, (0, 2, 3, 1)), jnp.swapaxes(v, 1, 2))
 
