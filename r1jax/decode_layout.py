@@ -12,6 +12,8 @@ per-row array (prompts, cache, activations) to the batch axes where the mesh div
 
 from __future__ import annotations
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -20,7 +22,7 @@ from r1jax import sharding
 from r1jax.models import transformer
 from r1jax.models.config import ModelConfig
 
-__all__ = ["cast", "layer_params", "rows", "top_params"]
+__all__ = ["cast", "layer_params", "row_shards", "rows", "top_params"]
 
 
 def layer_params(params: transformer.Params, cfg: ModelConfig) -> tuple:
@@ -169,3 +171,15 @@ def rows(x: jax.Array, *names: str | None) -> jax.Array:
     return x
   spec = sharding.spec_for_shape(names, x.shape, rules, dict(mesh.shape))
   return jax.lax.with_sharding_constraint(x, spec)
+
+
+def row_shards(size: int, name: str) -> int:
+  """How many pieces `rows` cuts a per-row axis of `size` named `name` into (1: whole)."""
+  mesh = jax.sharding.get_abstract_mesh()
+  rules = tuple(nn.get_logical_axis_rules())
+  if mesh.empty or not rules:
+    return 1
+  axes = sharding.spec_for_shape((name,), (size,), rules, dict(mesh.shape))[0]
+  if axes is None:
+    return 1
+  return math.prod(mesh.shape[a] for a in ((axes,) if isinstance(axes, str) else axes))

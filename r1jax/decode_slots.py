@@ -10,6 +10,7 @@ are pending, so the end of a heavy-tailed call does not decode every slot.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 
 from r1jax import prefill
 
-__all__ = ["Slots", "narrow", "start_rows"]
+__all__ = ["Slots", "live_per_group", "narrow", "start_rows", "write_rows"]
 
 
 class Slots(NamedTuple):
@@ -36,26 +37,59 @@ class Slots(NamedTuple):
 
 
 def start_rows(slots: Slots, free: jax.Array, next_row: jax.Array,
-                prompts: prefill.Prompts, *, num_rows: int, num_samples: int,
-                most: int) -> tuple[Slots, jax.Array]:
-  """Gives the next pending rows to up to `most` free slots (free [S] bool), in slot order.
+               prompts: prefill.Prompts, *, num_rows: int, num_samples: int,
+               most: int) -> tuple[Slots, jax.Array]:
+  """Gives each slot group's next pending rows to up to `most` of its free slots, in order.
+
+  The S slots, P prompts and B = num_rows rows are cut into G equal groups (G = next_row's
+  length): group g's slots take only group g's rows, the rows of its P / G prompts. Under a
+  mesh G is the number of devices the slots are split over (`slot_groups`), so a start copies
+  prompts' keys and values that sit on the slot's own device: a copy indexed by data across
+  devices is built whole on every device, then summed. One group (G = 1) is one queue.
 
   A started slot gets its prompt's keys, values, mask, logits and position copied from the
   prefill; its generated blocks need no clearing (the mask hides them). Free slots left without
-  a row go idle. Only `most` rows are copied, so the cost per step is bounded.
+  a row go idle. At most `most` rows start per group, so the cost per step is bounded.
+
+  Args:
+    slots: the decode batch.
+    free: bool [S], slots that may take a row.
+    next_row: int32 [G], each group's first pending row, counted within the group.
+    prompts: the prefilled prompts.
+    num_rows: B.
+    num_samples: rows per prompt.
+    most: rows a group may start in this call.
+
+  Returns:
+    The slots, and each group's next pending row.
   """
+  g = next_row.shape[0]
+  split = lambda a: a.reshape(g, a.shape[0] // g, *a.shape[1:])
+  started, next_row = jax.vmap(
+      functools.partial(_start_group, num_rows=num_rows, group_rows=num_rows // g,
+                        num_samples=num_samples, most=most))(
+          jax.tree.map(split, slots), split(free), next_row, jax.tree.map(split, prompts),
+          jnp.arange(g, dtype=jnp.int32))
+  return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), started), next_row
+
+
+def _start_group(slots: Slots, free: jax.Array, next_row: jax.Array,
+                 prompts: prefill.Prompts, group: jax.Array, *, num_rows: int,
+                 group_rows: int, num_samples: int, most: int) -> tuple[Slots, jax.Array]:
+  """`start_rows` within one group: its slots, its prompts, its rows (numbered from 0)."""
   s = free.shape[0]
   rank = jnp.cumsum(free) - 1
-  take = free & (rank < most) & (next_row + rank < num_rows)
+  take = free & (rank < most) & (next_row + rank < group_rows)
   idx = jnp.nonzero(take, size=most, fill_value=s)[0]  # [most] slot ids; s = nothing.
-  new_row = next_row + jnp.arange(most, dtype=jnp.int32)
-  prompt = jnp.minimum(new_row, num_rows - 1) // num_samples
+  new_row = next_row + jnp.arange(most, dtype=jnp.int32)  # Within the group.
+  prompt = jnp.minimum(new_row, group_rows - 1) // num_samples
   set_rows = lambda a, x: a.at[idx].set(x.astype(a.dtype), mode="drop")
   k = tuple((set_rows(c[0], pk[prompt]),) + c[1:] for c, pk in zip(slots.k, prompts.k))
   v = tuple((set_rows(c[0], pv[prompt]),) + c[1:] for c, pv in zip(slots.v, prompts.v))
   row = jnp.where(free & ~take, num_rows, slots.row)
   out = Slots(
-      k, v, set_rows(slots.prompt_mask, prompts.mask[prompt]), set_rows(row, new_row),
+      k, v, set_rows(slots.prompt_mask, prompts.mask[prompt]),
+      set_rows(row, group * group_rows + new_row),
       set_rows(slots.n, jnp.zeros_like(new_row)), set_rows(slots.pos, prompts.length[prompt]),
       set_rows(slots.budget, prompts.budget[prompt]),
       set_rows(slots.logits, prompts.logits[prompt]),
@@ -63,18 +97,50 @@ def start_rows(slots: Slots, free: jax.Array, next_row: jax.Array,
   return out, next_row + jnp.sum(take, dtype=jnp.int32)
 
 
-def narrow(slots: Slots, tail: int, b: int, pin_k: Callable[[jax.Array], jax.Array],
-           pin_v: Callable[[jax.Array], jax.Array]) -> Slots:
-  """The live slots (at most `tail`) moved, in slot order, to a batch of `tail` slots.
+def write_rows(out: jax.Array, row: jax.Array, x: jax.Array, groups: int,
+               column: jax.Array | None = None) -> jax.Array:
+  """out[row[i]] (or out[row[i], column[i]]) = x[i] for each slot i; rows >= B are dropped.
 
-  b is the number of output rows (an idle slot's `row`); pin_k and pin_v place the copied
-  cache parts (r1jax/decode_layout.py). The copy is one gather of each cache part.
+  out is [B, ...] (B output rows), row, x and column are per slot [S]. Slot group g only
+  writes group g's rows, so each group writes into its own B / G rows: under a mesh, on the
+  device that holds both (no slot ids or tokens cross devices).
   """
-  live = slots.row < b
-  idx = jnp.nonzero(live, size=tail, fill_value=0)[0]
-  take = lambda a: a[idx]
-  parts = lambda layers, pin: tuple(tuple(pin(take(c)) for c in parts) for parts in layers)
-  row = jnp.where(jnp.arange(tail) < jnp.sum(live), slots.row[idx], b)  # Fillers: idle.
-  return Slots(parts(slots.k, pin_k), parts(slots.v, pin_v), take(slots.prompt_mask), row,
-                take(slots.n), take(slots.pos), take(slots.budget), take(slots.logits),
-                take(slots.window))
+  per = out.shape[0] // groups
+
+  def one(o, r, v, c, g):
+    local = r - g * per  # An idle slot's row (B) lands past the group's rows: dropped.
+    idx = local if c is None else (local, c)
+    return o.at[idx].set(v.astype(o.dtype), mode="drop")
+
+  split = lambda a: None if a is None else a.reshape(groups, -1, *a.shape[1:])
+  return jax.vmap(one)(split(out), split(row), split(x), split(column),
+                       jnp.arange(groups)).reshape(out.shape)
+
+
+def live_per_group(slots: Slots, groups: int, b: int) -> jax.Array:
+  """[G] int32: live slots in each of the G slot groups (b: an idle slot's `row`)."""
+  return jnp.sum((slots.row < b).reshape(groups, -1), axis=1, dtype=jnp.int32)
+
+
+def narrow(slots: Slots, groups: int, tail: int, b: int,
+           pin_k: Callable[[jax.Array], jax.Array],
+           pin_v: Callable[[jax.Array], jax.Array]) -> Slots:
+  """Each group's live slots (at most `tail`) moved, in order, to `tail` slots of its own.
+
+  The result has G * tail slots, group g's first. b is the number of output rows (an idle
+  slot's `row`); pin_k and pin_v place the copied cache parts (r1jax/decode_layout.py). The
+  copy is one gather of each cache part within each group: on the slots' own devices under
+  a mesh (as `start_rows`).
+  """
+  def one(sl: Slots) -> Slots:
+    live = sl.row < b
+    idx = jnp.nonzero(live, size=tail, fill_value=0)[0]
+    take = lambda a: a[idx]
+    row = jnp.where(jnp.arange(tail) < jnp.sum(live), sl.row[idx], b)  # Fillers: idle.
+    return jax.tree.map(take, sl)._replace(row=row)
+
+  split = lambda a: a.reshape(groups, a.shape[0] // groups, *a.shape[1:])
+  out = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]),
+                     jax.vmap(one)(jax.tree.map(split, slots)))
+  pin = lambda layers, f: tuple(tuple(f(c) for c in parts) for parts in layers)
+  return out._replace(k=pin(out.k, pin_k), v=pin(out.v, pin_v))

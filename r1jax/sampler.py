@@ -21,7 +21,9 @@ attention of r1jax/models/kv_cache.py):
      longest live row (`cache_blocks`). When a row ends (eos, a stop sequence, the budget) its
      slot takes the next pending row (continuous batching), so with S < B the batch stays
      full however heavy the tail of lengths; once no rows are pending, the last few live rows
-     move to a narrower batch (`tail_slots`) and a second loop finishes them.
+     move to a narrower batch (`tail_slots`) and a second loop finishes them. Under a mesh
+     the slots form one group per device, each taking only the rows of the prompts on its
+     device, so starting, moving and writing rows stays on the device.
   4. Row r's n-th token is drawn with key fold_in(fold_in(key, r), n), so a rollout is the
      same whatever the schedule (static or continuous, any S): only float rounding of the
      batched matmuls can differ between batch shapes.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import sys
 from typing import NamedTuple, Sequence
 
@@ -40,9 +43,9 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from r1jax import sampling as sampling_lib
 from r1jax import decode_layout
-from r1jax.decode_slots import Slots, narrow, start_rows
+from r1jax import decode_slots
+from r1jax import sampling as sampling_lib
 from r1jax import prefill as prefill_lib
 from r1jax.models import kv_cache
 from r1jax.models import transformer
@@ -80,12 +83,14 @@ class SamplingConfig:
   # (prompt, sample), so a heavy-tailed batch does not wait on its longest row.
   max_rows: int = 0
   # Rows a continuous batch may start per decode step (each copies its prompt's keys and
-  # values into its slot); 0 = a quarter of the slots.
+  # values into its slot); 0 = a quarter of the slots. Under a mesh, split evenly between
+  # the devices' slot groups (at least one each).
   refill_rows: int = 0
   # Once no rows are pending and at most this many slots are live, the live rows move to a
   # batch of this many slots to finish (one copy of their caches): on a CPU a step of fewer
   # rows is cheaper. 0 = a quarter of the slots under continuous batching (max_rows below the
-  # rows), none for the static schedule; max_rows or more = never.
+  # rows), none for the static schedule; max_rows or more = never. Under a mesh each device's
+  # slot group narrows to its share (tail_slots / G), once every group has that few live.
   tail_slots: int = 0
   # Decode attends over the prompt plus the generated spans up to the longest live row: the
   # budget cut into this many spans (one compiled branch each). 1 = the whole cache each step.
@@ -161,8 +166,8 @@ def trace_count() -> int:
 
 class _Loop(NamedTuple):
   step: jax.Array  # () int32: decode steps taken.
-  slots: Slots
-  next_row: jax.Array  # () int32: the first row no slot has taken yet.
+  slots: decode_slots.Slots
+  next_row: jax.Array  # [G] int32: each slot group's first row no slot has taken yet.
   tokens: jax.Array  # [B, T_new] output.
   logprobs: jax.Array  # [B, T_new]
   lengths: jax.Array  # [B]
@@ -202,6 +207,9 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
   p, t_prompt = tokens.shape[0], prefix.shape[1] + tokens.shape[1]  # T_p = T_s + T_x.
   b, t_new = p * num_samples, sampling.max_new_tokens
   s = min(sampling.max_rows or b, b)  # Decode slots.
+  # Under a mesh, each device's slots take the rows of the prompts on that device: G slot
+  # groups (r1jax/decode_slots.py), so starting or moving a row copies nothing across devices.
+  groups = math.gcd(decode_layout.row_shards(s, "cache_batch"), p)
   params = decode_layout.cast(params, cfg)
   tokens = decode_layout.rows(tokens, "batch", None)
   mask = decode_layout.rows(mask, "batch", None)
@@ -213,7 +221,8 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
                                 cfg=cfg)
 
   m = max([len(q) for q in sampling.stop_sequences] + [1])
-  start = functools.partial(start_rows, prompts=prompts, num_rows=b, num_samples=num_samples)
+  start = functools.partial(decode_slots.start_rows, prompts=prompts, num_rows=b,
+                            num_samples=num_samples)
   dt = jnp.dtype(cfg.dtype)
   pin_v = lambda x: decode_layout.rows(x, "cache_batch", "cache_kv_heads", "cache_length", None)
   pin_k = lambda x: decode_layout.rows(x, "cache_batch", "cache_kv_heads", None, "cache_length")
@@ -224,22 +233,23 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
     fan = lambda x: jnp.repeat(x, num_samples, axis=0)
     k_parts = lambda pc: (pin_k(fan(pc).astype(dt)),) + k_blocks
     v_parts = lambda pc: (pin_v(fan(pc).astype(dt)),) + v_blocks
-    slots = Slots(tuple(map(k_parts, prompts.k)), tuple(map(v_parts, prompts.v)),
-                  fan(prompts.mask), jnp.arange(b, dtype=jnp.int32), jnp.zeros((b,), jnp.int32),
-                  fan(prompts.length), fan(prompts.budget), fan(prompts.logits),
-                  jnp.full((b, m), -1, jnp.int32))
-    next_row = jnp.asarray(b, jnp.int32)
+    slots = decode_slots.Slots(
+        tuple(map(k_parts, prompts.k)), tuple(map(v_parts, prompts.v)), fan(prompts.mask),
+        jnp.arange(b, dtype=jnp.int32), jnp.zeros((b,), jnp.int32), fan(prompts.length),
+        fan(prompts.budget), fan(prompts.logits), jnp.full((b, m), -1, jnp.int32))
+    next_row = jnp.full((groups,), b // groups, jnp.int32)
   else:  # Empty slots, then the first S rows start through the same path as later ones.
     empty = jnp.zeros((s, cfg.num_kv_heads, t_prompt, cfg.head_dim), dt)
     empty_k = (pin_k(jnp.swapaxes(empty, 2, 3)),) + k_blocks
     empty_v = (pin_v(empty),) + v_blocks
-    slots = Slots((empty_k,) * cfg.num_layers, (empty_v,) * cfg.num_layers,
-                  jnp.zeros((s, t_prompt), bool), jnp.full((s,), b, jnp.int32),
-                  jnp.zeros((s,), jnp.int32), jnp.zeros((s,), jnp.int32),
-                  jnp.zeros((s,), jnp.int32), jnp.zeros((s, cfg.vocab_size), jnp.float32),
-                  jnp.full((s, m), -1, jnp.int32))
-    slots, next_row = start(slots, jnp.ones((s,), bool), jnp.zeros((), jnp.int32), most=s)
-  refills = 0 if s == b else min(s, sampling.refill_rows or max(1, s // 4))
+    slots = decode_slots.Slots(
+        (empty_k,) * cfg.num_layers, (empty_v,) * cfg.num_layers,
+        jnp.zeros((s, t_prompt), bool), jnp.full((s,), b, jnp.int32),
+        jnp.zeros((s,), jnp.int32), jnp.zeros((s,), jnp.int32), jnp.zeros((s,), jnp.int32),
+        jnp.zeros((s, cfg.vocab_size), jnp.float32), jnp.full((s, m), -1, jnp.int32))
+    slots, next_row = start(slots, jnp.ones((s,), bool), jnp.zeros((groups,), jnp.int32),
+                            most=s // groups)
+  refills = 0 if s == b else max(1, min(s, sampling.refill_rows or max(1, s // 4)) // groups)
   lengths = kv_cache.filled_lengths(t_prompt, t_new, sampling.cache_blocks)
   # The static schedule (every row its own slot from the start) keeps rows in slot order and
   # in step: its outputs and cache writes are column updates at the step, local to each
@@ -274,10 +284,10 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
       finished_out = jnp.where(ended, hit, st.finished)
     else:
       out_row = jnp.where(ended, sl.row, b)  # b: dropped.
-      tokens_out = st.tokens.at[sl.row, sl.n].set(token, mode="drop")
-      logprobs_out = st.logprobs.at[sl.row, sl.n].set(logprob, mode="drop")
-      lengths_out = st.lengths.at[out_row].set(n, mode="drop")
-      finished_out = st.finished.at[out_row].set(hit, mode="drop")
+      tokens_out = decode_slots.write_rows(st.tokens, sl.row, token, groups, sl.n)
+      logprobs_out = decode_slots.write_rows(st.logprobs, sl.row, logprob, groups, sl.n)
+      lengths_out = decode_slots.write_rows(st.lengths, out_row, n, groups)
+      finished_out = decode_slots.write_rows(st.finished, out_row, hit, groups)
     # Feed the token back. Slots that just ended or are idle compute too (their results are
     # discarded); only continuing rows decide how much of the cache to read.
     going = live & ~ended
@@ -294,14 +304,14 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
     x = decode_layout.rows(x[:, 0], "act_batch", "act_embed")
     logits = decode_layout.rows(prefill_lib.top_logits(top, x, cfg), "act_batch", None)
     ks, vs = zip(*kv)
-    sl = Slots(tuple(ks), tuple(vs), sl.prompt_mask, jnp.where(ended, b, sl.row), n,
-               sl.pos + 1, sl.budget, logits, window)
+    sl = decode_slots.Slots(tuple(ks), tuple(vs), sl.prompt_mask, jnp.where(ended, b, sl.row),
+                            n, sl.pos + 1, sl.budget, logits, window)
     next_row = st.next_row
     if refills:  # Only on steps where a slot is free and rows are pending: a start gathers
       # its prompts' keys and values for every layer, which most steps would do for nothing.
       free = sl.row >= b
       sl, next_row = jax.lax.cond(
-          jnp.any(free) & (next_row < b),
+          jnp.any(free) & jnp.any(next_row < b // groups),
           lambda sl_, nr: start(sl_, sl_.row >= b, nr, most=refills),
           lambda sl_, nr: (sl_, nr), sl, next_row)
     done_rows = st.done_rows + jnp.sum(ended, dtype=jnp.int32)
@@ -311,14 +321,16 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
                  done_rows)
 
   live_rows = lambda st: jnp.sum(st.slots.row < b, dtype=jnp.int32)
-  tail = _tail_slots(sampling, s, b)
-  if tail:  # The wide batch while rows are pending or more than `tail` are live, ...
+  tail = _tail_slots(sampling, s, b) // groups  # Per group.
+  if tail:  # The wide batch while rows are pending or a group has more than `tail` live, ...
     state = jax.lax.while_loop(
-        lambda st: (live_rows(st) > tail) | ((st.next_row < b) & (live_rows(st) > 0)),
+        lambda st: (jnp.max(decode_slots.live_per_group(st.slots, groups, b)) > tail) | (
+            jnp.any(st.next_row < b // groups) & (live_rows(st) > 0)),
         functools.partial(step, s=s, static=static, refills=refills), state)
-    # ... then the live rows move to `tail` slots (one copy of their caches) to finish.
-    state = state._replace(slots=narrow(state.slots, tail, b, pin_k, pin_v))
-    s, static, refills = tail, False, 0
+    # ... then each group's live rows move to `tail` slots (one copy of their caches).
+    state = state._replace(
+        slots=decode_slots.narrow(state.slots, groups, tail, b, pin_k, pin_v))
+    s, static, refills = tail * groups, False, 0
   state = jax.lax.while_loop(lambda st: live_rows(st) > 0,
                              functools.partial(step, s=s, static=static, refills=refills), state)
   return Rollout(state.tokens, state.logprobs, state.lengths, state.finished)

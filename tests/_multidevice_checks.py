@@ -71,24 +71,33 @@ def _decode(params, tokens, mask):
   return out.logprobs, out.tokens
 
 
-def _continuous_decode_all_gathers(params, tokens, mask) -> list[int]:
-  """Sizes (elements) of the arrays all-gathered inside the decode loops of continuous
-  batching over 8 slots (one a device).
+def _continuous_decode_collectives(params, tokens, mask) -> dict[str, list[int]]:
+  """Sizes (elements) of the arrays that cross devices in continuous batching over 16 slots
+  (two a device) with a narrow tail of 8: {"loop_all_gathers": inside the decode loops, "outside": any collective
+  outside them}.
 
   Each slot writes its new key and value at its own position: a scatter that must stay on
   the slot's device, not gather the cache. Slots and output rows pair up at run time, so
-  per-slot ids, positions and sampled tokens do cross devices."""
-  sc = sampler.SamplingConfig(temperature=1.0, max_new_tokens=T_NEW, max_rows=8,
-                              cache_blocks=2)
+  per-slot ids, positions and sampled tokens do cross devices. Starting a row copies its
+  prompt's keys and values into the slot, and the narrow tail moves live rows: both within
+  the slot's device (its slot group), not built for all slots on every device and summed."""
+  sc = sampler.SamplingConfig(temperature=1.0, max_new_tokens=T_NEW, max_rows=16,
+                              cache_blocks=2, tail_slots=8)
   decode = lambda p, t, m: sampler._generate(  # pylint: disable=protected-access
       p, jnp.zeros((1, 0), jnp.int32), t, m, jax.random.key(3), cfg=CFG, sampling=sc,
-      num_samples=2, progress=False)
+      num_samples=4, progress=False)
   hlo = jax.jit(decode).lower(params, tokens, mask).compile().as_text()
-  sizes = []
+  sizes = {"loop_all_gathers": [], "outside": []}
   for line in hlo.splitlines():
-    shape = re.search(r"= \w+\[([\d,]*)\]\S* all-gather(?:-start)?\(", line)
-    if shape and "/while/" in line:
-      sizes.append(int(np.prod([int(d) for d in shape.group(1).split(",") if d])))
+    shape = re.search(r"= \(?\w+\[([\d,]*)\]\S* (all-gather|all-reduce|reduce-scatter|"
+                      r"all-to-all|collective-permute)(?:-start)?\(", line)
+    if not shape:
+      continue
+    n = int(np.prod([int(d) for d in shape.group(1).split(",") if d]))
+    if "/while/" not in line:
+      sizes["outside"].append(n)
+    elif shape.group(2) == "all-gather":
+      sizes["loop_all_gathers"].append(n)
   return sizes
 
 
@@ -159,7 +168,7 @@ def main() -> None:
                                                    np.asarray(ref["decode"][1])))
     if shape == (8, 1, 1):  # Rows split over all 8 devices.
       with sharding.axis_rules_context(mesh, rules):
-        r["continuous_decode_all_gathers"] = _continuous_decode_all_gathers(params, tok_s,
+        r["continuous_decode_collectives"] = _continuous_decode_collectives(params, tok_s,
                                                                             mask_s)
     r["odd_batch_spec"] = str(sharding.batch_spec(odd_tokens.shape, mesh, rules))
     if "odd" in out:
