@@ -219,8 +219,8 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
             num_devices: int | None = None, device_memory_gb: float = 80.0,
             optimizer: str | optax.GradientTransformation = "adamw", remat: str | None = None,
             kv_cache_len: int | None = None, minibatch: int | None = None,
-            sample_batch: int | None = None, prompt_len: int = 0, num_samples: int = 1,
-            num_iterations: int = 1, reference: bool = False, old_pass: bool = False,
+            sample_batch: int | None = None, sample_slots: int | None = None,
+            prompt_len: int = 0, num_samples: int = 1, num_iterations: int = 1, reference: bool = False, old_pass: bool = False,
             update_rows: int | None = None, headroom: float = 0.1,
             reference_dtype: str | None = None, platform: str = "accelerator",
             lora: Any = None) -> Report:
@@ -238,7 +238,9 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
     remat: activation checkpointing policy; default the model config's.
     kv_cache_len: S, cache slots per sampled row; default seq_len.
     minibatch: rows per gradient computation (a micro-batch); default batch.
-    sample_batch: rows the sampler decodes at once; default batch.
+    sample_batch: rows the sampler decodes in one call; default batch.
+    sample_slots: decode slots of that call (fewer than sample_batch: continuous batching,
+      `SamplingConfig.max_rows`); default sample_batch.
     prompt_len: prompt tokens per row (for the prefill terms; 0 = ignore the prefill).
     num_samples: R, rows per prompt (the prefill runs once per prompt).
     num_iterations: mu, optimisation passes over each rollout batch.
@@ -268,6 +270,7 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
                      f"{device_memory_gb!r} and {headroom!r}")
   minibatch = batch if minibatch is None else minibatch
   sample_batch = batch if sample_batch is None else sample_batch
+  slots = sample_batch if sample_slots is None else min(sample_slots, sample_batch)
   kv_cache_len = seq_len if kv_cache_len is None else kv_cache_len
   sizes, mesh_cfg = _mesh_sizes(mesh, num_devices)
   n_dev = math.prod(sizes.values())
@@ -315,11 +318,11 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
   else:
     sample_params_b = per_device_bytes(s_abstract, s_specs, sizes)
     s_widths = _widths(model_cfg, s_specs, sizes)
-  cache = kv_cache.abstract_cache(model_cfg, sample_batch, kv_cache_len,
+  cache = kv_cache.abstract_cache(model_cfg, slots, kv_cache_len,
                                  max(sample_batch // num_samples, 1), prompt_len)
   cache_b = per_device_bytes(cache, sharding.cache_specs(cache, sizes, sample_rules), sizes)
   s_ways = math.prod(_ways(sharding.logical_to_mesh(("cache_batch",), sample_rules), sizes))
-  s_rows = -(-sample_batch // s_ways)
+  s_rows = -(-slots // s_ways)
   # Beyond the weights and the caches (the slots' and the prompts' they copy from, both in
   # cache_b): a decode step's logits and probabilities, or the prefill, whichever is larger.
   work_b = 2 * s_rows * s_widths["V"] * 4
@@ -482,7 +485,8 @@ def dry_run_config(cfg: Any, *, num_devices: int, device_memory_gb: float = 80.0
   Rows B = prompts_per_step x grpo.num_samples; each row is max_prompt_len prompt tokens plus
   sampling.max_new_tokens; a gradient is computed over `minibatch_size` rows (default: one
   optimizer step's B / updates_per_rollout); the sampler decodes `rollout_chunk` prompts'
-  rows at once (default all); the architecture is cfg.model and the mesh cfg.mesh; the
+  rows in one call (default all), `sampling.max_rows` at a time (default all: continuous
+  batching below that); the architecture is cfg.model and the mesh cfg.mesh; the
   reference lives in `cfg.ref_dtype` ("" = the params' dtype); `platform` as for `dry_run`.
   """
   r = cfg.grpo.num_samples
@@ -498,7 +502,8 @@ def _dry_run_of(cfg: Any, r: int, rows: int, num_devices: int, device_memory_gb:
                  num_devices=num_devices, device_memory_gb=device_memory_gb,
                  minibatch=cfg.minibatch_size or rows // cfg.updates_per_rollout,
                  sample_batch=(cfg.rollout_chunk or cfg.prompts_per_step) * r,
-                 prompt_len=cfg.max_prompt_len, num_samples=r,
+                 sample_slots=cfg.sampling.max_rows or None, prompt_len=cfg.max_prompt_len,
+                 num_samples=r,
                  num_iterations=cfg.grpo.num_iterations, reference=cfg.grpo.kl_coef > 0,
                  old_pass=cfg.updates_per_rollout > 1 and cfg.grpo.old_logprobs == "trainer",
                  update_rows=rows // cfg.updates_per_rollout,

@@ -156,6 +156,23 @@ def test_sampler_caches_are_the_slots_and_the_prompts_and_the_work_the_larger_ph
   assert long.sampler_work_bytes == prefill(1, 2000)
 
 
+def test_continuous_batching_plans_a_cache_for_its_slots_and_every_prompt():
+  cfg = get_preset("qwen2.5-7b")
+  per_pos = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 4  # k and v, f32.
+  # 64 rows of 16 prompts in 8 slots: 8 slots' caches and the 16 prompts' they copy from.
+  cont = dryrun.dry_run(cfg, (1, 1, 1), batch=64, seq_len=2048, prompt_len=8, num_samples=4,
+                        sample_slots=8)
+  assert cont.kv_cache_bytes == per_pos * (8 * 2048 + 16 * 8)
+  # A decode step's logits and probabilities are the 8 slots' (a 1-token prefill is smaller).
+  one = dryrun.dry_run(cfg, (1, 1, 1), batch=512, seq_len=2048, prompt_len=1, num_samples=64,
+                       sample_slots=8)
+  assert one.sampler_work_bytes == 2 * 8 * cfg.vocab_size * 4
+  # More slots than rows: every row its own slot.
+  whole = dryrun.dry_run(cfg, (1, 1, 1), batch=64, seq_len=2048, prompt_len=8, num_samples=4)
+  assert dryrun.dry_run(cfg, (1, 1, 1), batch=64, seq_len=2048, prompt_len=8, num_samples=4,
+                        sample_slots=128).kv_cache_bytes == whole.kv_cache_bytes
+
+
 def test_dims_that_cannot_split_are_noted():
   report = dryrun.dry_run(get_preset("qwen2.5-7b"), (1, 8, 8), batch=64, seq_len=128)
   assert any("self_attn/q_proj/kernel dim 2 (q_heads" in n for n in report.notes)
