@@ -29,10 +29,11 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    # pytest, the notebook runner and math-verify (the maths-backend agreement tests); torch and
-    # transformers are optional parity peers, not required.
-    "test": ["pytest>=8,<10", "nbclient>=0.10,<0.12", "nbformat>=5.10,<6", "ipykernel>=6.29,<8",
-             "math-verify[antlr4_13_2]>=0.9.0,<0.10", "datasets>=5.2,<6", "wandb>=0.31,<1"],
+    # pytest and xdist (the suite runs in two worker processes; tested with 3.8.0), the notebook
+    # runner and math-verify (the maths-backend agreement tests); torch and transformers are
+    # optional parity peers, not required.
+    "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "nbclient>=0.10,<0.12",
+             "nbformat>=5.10,<6", "ipykernel>=6.29,<8", "math-verify[antlr4_13_2]>=0.9.0,<0.10", "datasets>=5.2,<6", "wandb>=0.31,<1"],
     # Kept so `pip install r1jax[plots]` still resolves; both are base dependencies now.
     "plots": ["matplotlib>=3.8,<4", "tensorboard>=2.16,<3"],
     "notebooks": ["matplotlib>=3.8,<4", "jupyter>=1.0,<2"],

@@ -1,6 +1,7 @@
 """Suite-wide pytest set-up: compiled programs are freed after each test module.
 
-CI runs every module in one pytest process. XLA:CPU maps each compiled program's code into
+CI runs the suite in two pytest-xdist workers, each a process running many modules (one
+process runs them all without -n). XLA:CPU maps each compiled program's code into
 the process as memory regions of its own, and JAX's jit caches keep every program alive, so
 the regions only grow: by the last modules a full run held ~63,000 of them, against Linux's
 default `vm.max_map_count` of 65,530. Past it XLA's compile dies inside `mmap` (seen as an
@@ -10,8 +11,8 @@ Clearing the caches when a module ends frees its programs (tests/sampler_test.py
 recompiles little.
 
 Compiled programs are also kept on disk for the session (JAX's persistent compilation cache,
-in a temporary folder removed at the end): a program compiled again, after the clearing
-above or in one of the many subprocesses (CLI runs, a killed run and its resume, notebooks,
+in a temporary folder of each worker's, removed at its end): a program compiled again, after
+the clearing above or in one of the many subprocesses (CLI runs, a killed run and its resume, notebooks,
 8-device checks), is read back instead. A cached program is the same executable, so no
 result changes. The cache starts empty on every run: nothing carries over between runs.
 """
