@@ -1,11 +1,14 @@
-"""The decode batch's slots: which row each of S slots generates, and the two ways rows move.
+"""The decode batch's slots: which row each of S slots generates, and how rows move.
 
 Place in the pipeline: the state of the sampler's decode loop (r1jax/sampler.py, step 2 of a
 GRPO step). A slot holds one (prompt, sample) row: its cache (the prompt's keys and values,
 then its own generated ones), its position, budget, next-token logits and last tokens.
 `start_rows` gives pending rows to free slots (continuous batching), copying their prompts'
 prefilled keys and values; `narrow` moves the last live rows to a smaller batch once no rows
-are pending, so the end of a heavy-tailed call does not decode every slot.
+are pending, so the end of a heavy-tailed call does not decode every slot; `write_rows`
+writes a step's tokens into the output rows. Under a mesh the slots form G groups, one a
+device, and each group starts, moves and writes only the rows of its own prompts, so none of
+this crosses devices.
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ def start_rows(slots: Slots, free: jax.Array, next_row: jax.Array,
 
   The S slots, P prompts and B = num_rows rows are cut into G equal groups (G = next_row's
   length): group g's slots take only group g's rows, the rows of its P / G prompts. Under a
-  mesh G is the number of devices the slots are split over (`slot_groups`), so a start copies
-  prompts' keys and values that sit on the slot's own device: a copy indexed by data across
-  devices is built whole on every device, then summed. One group (G = 1) is one queue.
+  mesh the sampler makes G the number of devices the slots are split over
+  (`decode_layout.row_shards`), so a start copies prompts' keys and values that sit on the
+  slot's own device: XLA builds a copy indexed by data across devices whole on every device,
+  then sums it. One group (G = 1) is one queue.
 
   A started slot gets its prompt's keys, values, mask, logits and position copied from the
   prefill; its generated blocks need no clearing (the mask hides them). Free slots left without
