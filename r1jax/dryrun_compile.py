@@ -159,6 +159,8 @@ def compile_recipe(path: str, *, device_memory_gb: float | None = None, debug: b
       "device_bytes": int(hardware["device_memory_gb"] * GIB),
       "num_devices": int(hardware["num_devices"]), "rows_per_update": updater.rows_per_update,
       "decode_rows": prompts * cfg.grpo.num_samples,
+      "decode_slots": min(cfg.sampling.max_rows or prompts * cfg.grpo.num_samples,
+                          prompts * cfg.grpo.num_samples),
   }
 
 
@@ -185,13 +187,16 @@ def format_compiled(r: dict[str, Any]) -> str:
   gib = lambda b: f"{b / GIB:6.1f} GiB" if b >= GIB else f"{b / 2**20:6.1f} MiB"
   off = lambda got, plan: f"plan {(plan - got) / got:+.0%}"
   loop = ", ".join(f"{v} {k}" for k, v in r["decode_loop_collectives"].items() if v) or "none"
+  rows = f"{r['decode_rows']} rows"
+  if r.get("decode_slots", r["decode_rows"]) < r["decode_rows"]:
+    rows += f" in {r['decode_slots']} slots"  # Continuous batching.
   return "\n".join([
       f"Compiled on {r['num_devices']} fake CPU devices (XLA memory per device, arguments + "
       f"temporaries; device {gib(r['device_bytes'])}):",
       f"  update step ({r['rows_per_update']} rows)  {gib(r['update_bytes'])}   plan "
       f"{gib(r['plan_train_bytes'])} ({off(r['update_bytes'], r['plan_train_bytes'])})",
       f"  pi_old pass                {gib(r['old_logprobs_bytes'])}",
-      f"  sampler ({r['decode_rows']} rows)        {gib(r['decode_bytes'])}   plan "
+      f"  sampler ({rows})".ljust(27) + f"{gib(r['decode_bytes'])}   plan "
       f"{gib(r['plan_sample_bytes'])} ({off(r['decode_bytes'], r['plan_sample_bytes'])}; "
       f"XLA:CPU holds bf16 matmul weights in float32: on a GPU or TPU the plan is "
       f"{gib(r['plan_sample_accelerator_bytes']).strip()})",

@@ -34,6 +34,14 @@ def test_report_prints_compiler_and_plan_side_by_side(debug_compiled):
   assert "all-reduce" in text.splitlines()[-1]
 
 
+def test_report_names_the_slots_of_continuous_batching(debug_compiled):
+  r = dict(debug_compiled[0])
+  assert " slots)" not in dryrun_compile.format_compiled(r)  # Every row its own slot.
+  r["decode_slots"] = r["decode_rows"] // 2
+  assert f"sampler ({r['decode_rows']} rows in {r['decode_slots']} slots)" in (
+      dryrun_compile.format_compiled(r))
+
+
 _HLO = """HloModule m
 
 %body.1 (p: (s32[], f32[8])) -> (s32[], f32[8]) {
