@@ -62,11 +62,14 @@ def _forward(params, tokens, mask):
 
 def _decode(params, tokens, mask):
   """The sampler on these prompts after a shared 3-token prefix (prefilled once), then
-  continuous batching over 4 slots."""
-  sc = sampler.SamplingConfig(temperature=1.0, max_new_tokens=T_NEW, max_rows=4,
-                              cache_blocks=2)
+  continuous batching over 8 slots, finishing in a narrow batch of 4. On the meshes that split
+  the slots 4 ways (2x2x2, 1x4x2) that is 4 slot groups of 2, each narrowing to 1 slot; the
+  reference runs one group."""
+  sc = sampler.SamplingConfig(temperature=1.0, max_new_tokens=T_NEW, max_rows=8,
+                              cache_blocks=2, tail_slots=4)
   prefix = jnp.asarray([[11, 12, 13]], jnp.int32)
-  out = sampler._generate(params, prefix, tokens, mask, jax.random.key(3), cfg=CFG,  # pylint: disable=protected-access
+  budget = jnp.asarray([4, 1, 3, 2, 4, 1, 2, 3], jnp.int32)  # Uneven ends: refills, a tail.
+  out = sampler._generate(params, prefix, tokens, mask, jax.random.key(3), budget, cfg=CFG,  # pylint: disable=protected-access
                           sampling=sc, num_samples=2, progress=False)
   return out.logprobs, out.tokens
 
