@@ -220,7 +220,8 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
             optimizer: str | optax.GradientTransformation = "adamw", remat: str | None = None,
             kv_cache_len: int | None = None, minibatch: int | None = None,
             sample_batch: int | None = None, sample_slots: int | None = None,
-            prompt_len: int = 0, num_samples: int = 1, num_iterations: int = 1, reference: bool = False, old_pass: bool = False,
+            prompt_len: int = 0, num_samples: int = 1, num_iterations: int = 1,
+            reference: bool = False, old_pass: bool = False,
             update_rows: int | None = None, headroom: float = 0.1,
             reference_dtype: str | None = None, platform: str = "accelerator",
             lora: Any = None) -> Report:
@@ -258,7 +259,8 @@ def dry_run(model_cfg: ModelConfig, mesh: Any, *, batch: int, seq_len: int,
   if remat not in REMATS:
     raise ValueError(f"unknown remat policy {remat!r}; accepted: {', '.join(REMATS)}")
   for name, value in (("batch", batch), ("seq_len", seq_len), ("num_samples", num_samples),
-                      ("num_iterations", num_iterations)):
+                      ("num_iterations", num_iterations),
+                      ("sample_slots", 1 if sample_slots is None else sample_slots)):
     if not isinstance(value, int) or value < 1:
       raise ValueError(f"dry_run {name} must be a positive integer, got {value!r}")
   if not 0 <= prompt_len < seq_len:

@@ -186,6 +186,7 @@ def test_dims_that_cannot_split_are_noted():
     ({"remat": "some"}, "unknown remat policy 'some'"),
     ({"num_devices": 3}, "needs 8 devices but 3 are available"),
     ({"batch": 0}, "dry_run batch must be a positive integer, got 0"),
+    ({"sample_slots": 0}, "dry_run sample_slots must be a positive integer, got 0"),
     ({"prompt_len": 16}, "prompt_len must be in \\[0, seq_len=16\\)"),
 ])
 def test_bad_arguments_are_clear_errors(kwargs, match):
