@@ -39,6 +39,16 @@ class Slots(NamedTuple):
   window: jax.Array  # [S, M] the row's last M tokens (-1 before the first), M >= 1.
 
 
+def _by_group(tree, groups: int):
+  """Each leaf [S, ...] (or [B, ...]) as [G, S / G, ...]: group g's slots (rows) in row g."""
+  return jax.tree.map(lambda a: a.reshape(groups, a.shape[0] // groups, *a.shape[1:]), tree)
+
+
+def _merged(tree):
+  """The inverse of `_by_group`: each leaf [G, n, ...] as [G * n, ...]."""
+  return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), tree)
+
+
 def start_rows(slots: Slots, free: jax.Array, next_row: jax.Array,
                prompts: prefill.Prompts, *, num_rows: int, num_samples: int,
                most: int) -> tuple[Slots, jax.Array]:
@@ -68,13 +78,12 @@ def start_rows(slots: Slots, free: jax.Array, next_row: jax.Array,
     The slots, and each group's next pending row.
   """
   g = next_row.shape[0]
-  split = lambda a: a.reshape(g, a.shape[0] // g, *a.shape[1:])
   started, next_row = jax.vmap(
       functools.partial(_start_group, num_rows=num_rows, group_rows=num_rows // g,
                         num_samples=num_samples, most=most))(
-          jax.tree.map(split, slots), split(free), next_row, jax.tree.map(split, prompts),
+          _by_group(slots, g), _by_group(free, g), next_row, _by_group(prompts, g),
           jnp.arange(g, dtype=jnp.int32))
-  return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), started), next_row
+  return _merged(started), next_row
 
 
 def _start_group(slots: Slots, free: jax.Array, next_row: jax.Array,
@@ -116,14 +125,12 @@ def write_rows(out: jax.Array, row: jax.Array, x: jax.Array, groups: int,
     idx = local if c is None else (local, c)
     return o.at[idx].set(v.astype(o.dtype), mode="drop")
 
-  split = lambda a: None if a is None else a.reshape(groups, -1, *a.shape[1:])
-  return jax.vmap(one)(split(out), split(row), split(x), split(column),
-                       jnp.arange(groups)).reshape(out.shape)
+  return _merged(jax.vmap(one)(*_by_group((out, row, x, column), groups), jnp.arange(groups)))
 
 
 def live_per_group(slots: Slots, groups: int, b: int) -> jax.Array:
   """[G] int32: live slots in each of the G slot groups (b: an idle slot's `row`)."""
-  return jnp.sum((slots.row < b).reshape(groups, -1), axis=1, dtype=jnp.int32)
+  return jnp.sum(_by_group(slots.row < b, groups), axis=1, dtype=jnp.int32)
 
 
 def narrow(slots: Slots, groups: int, tail: int, b: int,
@@ -143,8 +150,6 @@ def narrow(slots: Slots, groups: int, tail: int, b: int,
     row = jnp.where(jnp.arange(tail) < jnp.sum(live), sl.row[idx], b)  # Fillers: idle.
     return jax.tree.map(take, sl)._replace(row=row)
 
-  split = lambda a: a.reshape(groups, a.shape[0] // groups, *a.shape[1:])
-  out = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]),
-                     jax.vmap(one)(jax.tree.map(split, slots)))
+  out = _merged(jax.vmap(one)(_by_group(slots, groups)))
   pin = lambda layers, f: tuple(tuple(f(c) for c in parts) for parts in layers)
   return out._replace(k=pin(out.k, pin_k), v=pin(out.v, pin_v))

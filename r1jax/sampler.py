@@ -250,6 +250,7 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
     slots, next_row = start(slots, jnp.ones((s,), bool), jnp.zeros((groups,), jnp.int32),
                             most=s // groups)
   refills = 0 if s == b else max(1, min(s, sampling.refill_rows or max(1, s // 4)) // groups)
+  pending = lambda next_row: jnp.any(next_row < b // groups)  # Rows no slot has taken yet.
   lengths = kv_cache.filled_lengths(t_prompt, t_new, sampling.cache_blocks)
   # The static schedule (every row its own slot from the start) keeps rows in slot order and
   # in step: its outputs and cache writes are column updates at the step, local to each
@@ -311,7 +312,7 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
       # its prompts' keys and values for every layer, which most steps would do for nothing.
       free = sl.row >= b
       sl, next_row = jax.lax.cond(
-          jnp.any(free) & jnp.any(next_row < b // groups),
+          jnp.any(free) & pending(next_row),
           lambda sl_, nr: start(sl_, sl_.row >= b, nr, most=refills),
           lambda sl_, nr: (sl_, nr), sl, next_row)
     done_rows = st.done_rows + jnp.sum(ended, dtype=jnp.int32)
@@ -325,7 +326,7 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
   if tail:  # The wide batch while rows are pending or a group has more than `tail` live, ...
     state = jax.lax.while_loop(
         lambda st: (jnp.max(decode_slots.live_per_group(st.slots, groups, b)) > tail) | (
-            jnp.any(st.next_row < b // groups) & (live_rows(st) > 0)),
+            pending(st.next_row) & (live_rows(st) > 0)),
         functools.partial(step, s=s, static=static, refills=refills), state)
     # ... then each group's live rows move to `tail` slots (one copy of their caches).
     state = state._replace(
