@@ -135,13 +135,13 @@ def dense(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
 # rows keep the rows-major product, which is faster there (64 prompts x 180 positions took
 # 36.5 s the other way against 23.7 s).
 OUT_MAJOR_ROWS = 128
-# XLA:CPU's dot takes fewer than 16 right-hand rows by another kernel, which rounds
-# differently: the rows are padded to a multiple of this.
+# XLA:CPU's dot takes fewer than 16 rows by other kernels (one row: a matrix-vector
+# product), which round differently: decode rows are padded to a multiple of this. The cost
+# falls on batches of one row, which decode ~2x slower than unpadded (16-row price).
 _ROW_TILE = 16
 
 
-def transposed_product(w: jax.Array, x: jax.Array,
-                       preferred: jnp.dtype | None = None) -> jax.Array:
+def transposed_product(w: jax.Array, x: jax.Array) -> jax.Array:
   """w [O, D] (a decode kernel held transposed) times x [N, D] -> [N, O].
 
   The weight is the dot's left operand, contracting its contiguous axis. For a decode batch
@@ -155,9 +155,9 @@ def transposed_product(w: jax.Array, x: jax.Array,
   """
   n = x.shape[0]
   if n > OUT_MAJOR_ROWS:
-    return jnp.einsum("od,nd->on", w, x, preferred_element_type=preferred).T
+    return jnp.einsum("od,nd->on", w, x).T
   x = jnp.pad(x, ((0, -n % _ROW_TILE), (0, 0)))
-  y = jax.lax.optimization_barrier(jnp.dot(w, x.T, preferred_element_type=preferred))
+  y = jax.lax.optimization_barrier(jnp.dot(w, x.T))
   return y[:, :n].T
 
 
@@ -334,8 +334,14 @@ def head_logits(params: Params, x: jax.Array, *, cfg: ModelConfig) -> jax.Array:
   the sampler to the last position of each row.
   """
   if "kernel_t" in params.get("lm_head", {}):  # [V, D], the decode layout's on CPU.
+    # The dot XLA folds into x @ w.T: written [V, N] as `transposed_product` writes its
+    # products, the head made 64 rows decode at 111 against 231 tokens/s. Rows padded as
+    # there, so a row's logits keep their bits whatever shares the batch.
     w = params["lm_head"]["kernel_t"].astype(x.dtype)
-    y = transposed_product(w, x.reshape(-1, x.shape[-1]), jnp.float32)
+    x2 = x.reshape(-1, x.shape[-1])
+    n = x2.shape[0]
+    x2 = jnp.pad(x2, ((0, -n % _ROW_TILE), (0, 0)))
+    y = jnp.einsum("vd,nd->vn", w, x2, preferred_element_type=jnp.float32).T[:n]
     return y.reshape(*x.shape[:-1], -1).astype(jnp.float32)
   if cfg.tie_embeddings:
     return _head(x, params["model"]["embed_tokens"]["embedding"], True)
