@@ -4,12 +4,12 @@ The sampler's decode step multiplies each layer's weights by the live rows' acti
 CPU such a product at few rows should be bound by reading the weights, so a step's cost should
 barely grow with the rows. This measures that: 30 chained products [rows, D] x [D, F] with
 SmolLM2-135M's D = 576, F = 3,072 (its MLP's gate, one 7 MB float32 weight a layer), in the
-sampler's CPU layout (the weight held [F, D], the dot's left operand: r1jax/decode_layout.py),
-as the sampler takes it (`transformer.transposed_product`: the dot writes [F, rows]). Two
-baselines, measured in the same run: the same chain at one row, and the same product with
-the transpose folded into the dot (x @ W.T, the form the sampler used before). With --torch,
-torch's x @ W.T on the same arrays is timed too (only here: r1jax never imports torch), and
-numpy's.
+sampler's CPU layout (the weight held [F, D], the dot's left operand: r1jax/decode_layout.py).
+The baseline is the same chain at one row, measured in the same run. Beside it, the
+"[out, rows]" form: the dot's [F, rows] result held by an optimization barrier (rows padded
+to 16, so that a row's bits do not depend on the batch), which XLA:CPU otherwise folds into
+x @ W.T as the sampler takes it. With --torch, torch's x @ W.T on the same arrays is timed
+too (only here: r1jax never imports torch), and numpy's.
 
 Run:
   python experiments/benchmarks/decode_product_rows.py [--rows 1,2,4,8,16,32,64] [--reps 20]
@@ -24,19 +24,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from r1jax.models import transformer
-
 _LAYERS, _D, _F = 30, 576, 3072
 
 
-def _chain(weights, x, folded=False):
+def _out_major(w, x):
+  """w [F, D] x [R, D] -> [R, F], the dot writing [F, R] (rows padded to a multiple of 16)."""
+  r = x.shape[0]
+  x = jnp.pad(x, ((0, -r % 16), (0, 0)))
+  return jax.lax.optimization_barrier(jnp.dot(w, x.T))[:, :r].T
+
+
+def _chain(weights, x, out_major=False):
   """x [R, D] through each weight [F, D] in turn (the products depend on each other)."""
   acc = jnp.zeros((x.shape[0], _F), x.dtype)
   for w in weights:
-    if folded:  # XLA folds the transpose into the dot: x @ w.T.
-      y = jax.lax.dot_general(w, x, (((1,), (1,)), ((), ()))).T
+    if out_major:
+      y = _out_major(w, x)
     else:
-      y = transformer.transposed_product(w, x)  # [R, F], as the sampler.
+      y = jax.lax.dot_general(w, x, (((1,), (1,)), ((), ()))).T  # [R, F], as the sampler.
     acc = acc + y
     x = x + y[:, :_D] * 1e-3
   return acc
@@ -64,18 +69,18 @@ def main() -> None:
   weights = [jnp.asarray(w) for w in host]
   gb = _LAYERS * _F * _D * 4 / 1e9
   chain = jax.jit(_chain)
-  folded = jax.jit(lambda w, x: _chain(w, x, folded=True))
+  out_major = jax.jit(lambda w, x: _chain(w, x, out_major=True))
   print(f"{_LAYERS} products [rows, {_D}] x [{_D}, {_F}], {gb * 1e3:.0f} MB of float32 "
         f"weights, {jax.devices()[0].device_kind}")
   base = None
   for r in rows:
     x = jnp.asarray(rng.standard_normal((r, _D), dtype=np.float32))
     t = _median(lambda: jax.block_until_ready(chain(weights, x)), args.reps)
-    t_folded = _median(lambda: jax.block_until_ready(folded(weights, x)), args.reps)
+    t_out = _median(lambda: jax.block_until_ready(out_major(weights, x)), args.reps)
     base = base or t / r  # Seconds a row at the first row count (1 by default).
     print(f"  {r:3d} rows: {t * 1e3:7.2f} ms  {gb / t:5.1f} GB/s  "
           f"{2 * r * gb / 4 / t:6.0f} GFLOP/s  x{base * r / t:5.2f} rows/s vs {rows[0]} row(s);"
-          f"  folded x @ W.T {gb / t_folded:5.1f} GB/s (x{t_folded / t:4.2f} slower)")
+          f"  [out, rows] {gb / t_out:5.1f} GB/s (x{t / t_out:4.2f} the sampler's speed)")
   if args.torch:
     import torch  # pylint: disable=g-import-not-at-top
     x = rng.standard_normal((16, _D), dtype=np.float32)

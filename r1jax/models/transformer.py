@@ -36,7 +36,7 @@ Params = dict[str, Any]
 __all__ = ["AttendFn", "Params", "abstract_params", "apply_rope", "attention_impl", "block",
            "causal_allowed", "count_params", "dense", "embed", "forward", "head_logits", "init",
            "masked_attention", "param_logical_axes", "positions_from_mask", "rms_norm",
-           "rope_inv_freq", "run_layers", "scan_layers", "transposed_product"]
+           "rope_inv_freq", "run_layers", "scan_layers"]
 
 # Activation checkpointing policies by config name. "full" saves nothing and recomputes the
 # whole block in the backward pass; "dots" saves matmul outputs.
@@ -119,46 +119,21 @@ def dense(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
   """x [..., D_in] @ p['kernel'] [D_in, ...] (+ p['bias']) in the compute dtype.
 
   The decode layout may hold the kernel transposed instead, as p['kernel_t'] [..., D_in]
-  (r1jax/decode_layout.py): the product is then `transposed_product`'s.
+  (r1jax/decode_layout.py): the product is then taken with the weight as the dot's left
+  operand, contracting its contiguous last axis, and the small [O, N] result transposed.
+  Both sides are flattened to 2-D first: XLA:CPU's dot then gives each row the same bits
+  whatever else shares the batch (with x [B, 1, D] unflattened it did not), which keeps a
+  row's sampled tokens independent of the decode schedule.
   """
   dt = _dtype(cfg.dtype)
   if "kernel_t" in p:
     w = p["kernel_t"].astype(dt)
-    y = transposed_product(w.reshape(-1, w.shape[-1]), x.astype(dt).reshape(-1, x.shape[-1]))
-    y = y.reshape(*x.shape[:-1], *w.shape[:-1])
+    lead, out = x.shape[:-1], w.shape[:-1]
+    y = jnp.einsum("od,nd->on", w.reshape(-1, w.shape[-1]), x.astype(dt).reshape(-1, x.shape[-1]))
+    y = y.T.reshape(*lead, *out)
   else:
     y = _matmul(x.astype(dt), p["kernel"].astype(dt))
   return y + p["bias"].astype(dt) if "bias" in p else y
-
-
-# Up to this many rows `transposed_product` computes [O, N] (below); prefill's thousands of
-# rows keep the rows-major product, which is faster there (64 prompts x 180 positions took
-# 36.5 s the other way against 23.7 s).
-OUT_MAJOR_ROWS = 128
-# XLA:CPU's dot takes fewer than 16 rows by other kernels (one row: a matrix-vector
-# product), which round differently: decode rows are padded to a multiple of this. The cost
-# falls on batches of one row, which decode ~2x slower than unpadded (16-row price).
-_ROW_TILE = 16
-
-
-def transposed_product(w: jax.Array, x: jax.Array) -> jax.Array:
-  """w [O, D] (a decode kernel held transposed) times x [N, D] -> [N, O].
-
-  The weight is the dot's left operand, contracting its contiguous axis. For a decode batch
-  (N <= OUT_MAJOR_ROWS) the dot writes [O, N], held so by an optimization barrier, and only
-  the small result is transposed: XLA:CPU then reads the weights ~1.3-1.5x faster than when
-  it folds the transpose into the dot (which makes it x @ w.T): 30 SmolLM2 MLPs at 16 rows
-  23.9 vs 36.8 ms, the sampler 1.3x the tokens a second. A row's float32 bits must not depend
-  on how many rows share the product (else its sampled tokens would depend on the decode
-  schedule): with the rows padded to a multiple of 16 they do not, for any N up to
-  OUT_MAJOR_ROWS (tests/decode_layout_test.py); unpadded, 1-15 rows rounded differently.
-  """
-  n = x.shape[0]
-  if n > OUT_MAJOR_ROWS:
-    return jnp.einsum("od,nd->on", w, x).T
-  x = jnp.pad(x, ((0, -n % _ROW_TILE), (0, 0)))
-  y = jax.lax.optimization_barrier(jnp.dot(w, x.T))
-  return y[:, :n].T
 
 
 @jax.custom_vjp
@@ -334,15 +309,9 @@ def head_logits(params: Params, x: jax.Array, *, cfg: ModelConfig) -> jax.Array:
   the sampler to the last position of each row.
   """
   if "kernel_t" in params.get("lm_head", {}):  # [V, D], the decode layout's on CPU.
-    # The dot XLA folds into x @ w.T: written [V, N] as `transposed_product` writes its
-    # products, the head made 64 rows decode at 111 against 231 tokens/s. Rows padded as
-    # there, so a row's logits keep their bits whatever shares the batch.
-    w = params["lm_head"]["kernel_t"].astype(x.dtype)
-    x2 = x.reshape(-1, x.shape[-1])
-    n = x2.shape[0]
-    x2 = jnp.pad(x2, ((0, -n % _ROW_TILE), (0, 0)))
-    y = jnp.einsum("vd,nd->vn", w, x2, preferred_element_type=jnp.float32).T[:n]
-    return y.reshape(*x.shape[:-1], -1).astype(jnp.float32)
+    w = params["lm_head"]["kernel_t"]
+    y = jnp.einsum("vd,...d->v...", w.astype(x.dtype), x, preferred_element_type=jnp.float32)
+    return jnp.moveaxis(y, 0, -1).astype(jnp.float32)
   if cfg.tie_embeddings:
     return _head(x, params["model"]["embed_tokens"]["embedding"], True)
   return _head(x, params["lm_head"]["kernel"], False)
