@@ -130,14 +130,17 @@ def test_step_bfloat16_and_shards(workdir, tmp_path):
     export.export(workdir, out, dtype="int8")
 
 
-def _torch_logits(folder, tokens, attn_implementation=None, dtype="float32"):
+def _torch_model(folder, attn_implementation=None, dtype="float32"):
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
-  model = transformers.AutoModelForCausalLM.from_pretrained(
+  return transformers.AutoModelForCausalLM.from_pretrained(
       folder, dtype=getattr(torch, dtype), attn_implementation=attn_implementation)
+
+
+def _torch_logits(model, tokens):
+  import torch  # pylint: disable=g-import-not-at-top
   with torch.no_grad():
-    logits = model(torch.as_tensor(tokens)).logits.numpy()
-  return model, logits
+    return model(torch.as_tensor(tokens)).logits.numpy()
 
 
 def _safetensors_layout(folder: pathlib.Path) -> dict[str, tuple]:
@@ -168,7 +171,8 @@ def test_workdir_export_loads_in_transformers_with_equal_logits(workdir, tmp_pat
   export.export(workdir, out)
   policy = eval_run.load_model(workdir)
   tokens, prompts = _miniature_tokens(policy.tokenizer)
-  model, logits = _torch_logits(out, tokens)
+  model = _torch_model(out)
+  logits = _torch_logits(model, tokens)
   ours = _r1jax_logits(policy.model_cfg, policy.params, tokens)
   assert np.abs(logits - ours).max() <= ATOL
   hf_tok = transformers.AutoTokenizer.from_pretrained(out)
@@ -210,13 +214,14 @@ def test_smollm2_export_loads_in_transformers_with_equal_logits(smollm2_export, 
   cfg, params = load("smollm2-135m")
   tok = load_tokenizer("smollm2-135m")
   reference_forward = jax.jit(forward, static_argnames="cfg", compiler_options=_REFERENCE_DOTS)
+  model = _torch_model(out, attn_implementation="eager")
+  model64 = _torch_model(out, attn_implementation="eager", dtype="float64")
   # The test's chat prompt, and "Hi", where r1jax with YNNPACK dots is furthest (1.6e-4).
   for content in ("What is 12+34? Answer with a number.", "Hi"):
     messages = [{"role": "user", "content": content}]
     ids = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
     tokens = np.array([ids])
-    model, logits = _torch_logits(out, tokens, attn_implementation="eager")
-    _, truth = _torch_logits(out, tokens, attn_implementation="eager", dtype="float64")
+    logits, truth = _torch_logits(model, tokens), _torch_logits(model64, tokens)
     ours = np.asarray(reference_forward(params, jnp.asarray(tokens), cfg=cfg)[0])
     diff = np.abs(truth - ours).max()
     print(f"SmolLM2 export {content!r}: r1jax vs transformers in float64 (eager) max |logit "
