@@ -58,3 +58,21 @@ def test_a_transposed_projection_gives_a_row_the_same_bits_whatever_shares_its_b
     np.testing.assert_array_equal(np.asarray(dense(p, x[rows])), whole[rows])
   np.testing.assert_allclose(whole, np.einsum("btd,...d->bt...", x, p["kernel_t"]),
                              atol=1e-3, rtol=1e-5)
+
+
+@pytest.mark.parametrize("out", [(3072,), (960,), (49152,)], ids=["gate_up", "qkv", "head"])
+def test_a_row_keeps_its_bits_on_either_side_of_the_out_major_row_range(out):
+  # `transposed_product` has the dot write [O, N] for OUT_MAJOR_ROWS rows (padded to 16) and
+  # lets XLA fold it into x @ W.T outside them: a decode schedule whose batch crosses either
+  # bound (a continuous batch draining, 64 rows at once) must not change a row's bits.
+  lo, hi = transformer.OUT_MAJOR_ROWS
+  d = 576
+  w = jax.random.normal(jax.random.key(0), (*out, d), jnp.float32)
+  x = jax.random.normal(jax.random.key(1), (96, d), jnp.float32)
+  product = jax.jit(transformer.transposed_product)
+  whole = np.asarray(product(w, x))  # 96 rows: the folded dot.
+  for rows in (2, lo, 16, 17, hi, hi + 1):
+    assert (rows < lo or rows > hi) == (rows in (2, hi + 1))
+    np.testing.assert_array_equal(np.asarray(product(w, x[:rows])), whole[:rows],
+                                  err_msg=f"{rows} rows")
+  np.testing.assert_allclose(whole, np.asarray(x) @ np.asarray(w).T, atol=1e-3, rtol=1e-5)

@@ -36,7 +36,7 @@ Params = dict[str, Any]
 __all__ = ["AttendFn", "Params", "abstract_params", "apply_rope", "attention_impl", "block",
            "causal_allowed", "count_params", "dense", "embed", "forward", "head_logits", "init",
            "masked_attention", "param_logical_axes", "positions_from_mask", "rms_norm",
-           "rope_inv_freq", "run_layers", "scan_layers"]
+           "rope_inv_freq", "run_layers", "scan_layers", "transposed_product"]
 
 # Activation checkpointing policies by config name. "full" saves nothing and recomputes the
 # whole block in the backward pass; "dots" saves matmul outputs.
@@ -119,21 +119,47 @@ def dense(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
   """x [..., D_in] @ p['kernel'] [D_in, ...] (+ p['bias']) in the compute dtype.
 
   The decode layout may hold the kernel transposed instead, as p['kernel_t'] [..., D_in]
-  (r1jax/decode_layout.py): the product is then taken with the weight as the dot's left
-  operand, contracting its contiguous last axis, and the small [O, N] result transposed.
-  Both sides are flattened to 2-D first: XLA:CPU's dot then gives each row the same bits
-  whatever else shares the batch (with x [B, 1, D] unflattened it did not), which keeps a
-  row's sampled tokens independent of the decode schedule.
+  (r1jax/decode_layout.py): the product is then `transposed_product`'s, on 2-D views of both
+  sides (XLA:CPU's dot then gives each row the same bits whatever else shares the batch;
+  with x [B, 1, D] unflattened it did not), which keeps a row's sampled tokens independent
+  of the decode schedule.
   """
   dt = _dtype(cfg.dtype)
   if "kernel_t" in p:
     w = p["kernel_t"].astype(dt)
-    lead, out = x.shape[:-1], w.shape[:-1]
-    y = jnp.einsum("od,nd->on", w.reshape(-1, w.shape[-1]), x.astype(dt).reshape(-1, x.shape[-1]))
-    y = y.T.reshape(*lead, *out)
+    y = transposed_product(w.reshape(-1, w.shape[-1]), x.astype(dt).reshape(-1, x.shape[-1]))
+    y = y.reshape(*x.shape[:-1], *w.shape[:-1])
   else:
     y = _matmul(x.astype(dt), p["kernel"].astype(dt))
   return y + p["bias"].astype(dt) if "bias" in p else y
+
+
+# Row counts at which `transposed_product` has the dot write [O, N]: measured faster there
+# (experiments/benchmarks/decode_product_rows.py), no faster at 2 or 64 rows, slower at 96.
+OUT_MAJOR_ROWS = (3, 48)
+# Rows are padded to a multiple of this for the [O, N] form: XLA:CPU's dot takes a right-hand
+# side of other row counts by kernels that round differently from the folded form's.
+_ROW_TILE = 16
+
+
+def transposed_product(w: jax.Array, x: jax.Array,
+                       preferred: jnp.dtype | None = None) -> jax.Array:
+  """w [O, D] (a decode kernel held transposed) times x [N, D] -> [N, O].
+
+  The weight is the dot's left operand, contracting its contiguous axis. Written plainly,
+  XLA:CPU folds the transpose of the [O, N] result into the dot, which then runs as
+  x @ w.T and reads the weights at ~8 GB/s at 16 rows. For OUT_MAJOR_ROWS rows the [O, N]
+  result is held by an optimization barrier and only it is transposed: 30 SmolLM2 MLPs at
+  16 rows then take 23.4 ms against 35.6 ms. With the rows padded to a multiple of 16 both
+  forms give every row the same float32 bits (tests/decode_layout_test.py), so which form a
+  batch takes never changes a sampled token.
+  """
+  n = x.shape[0]
+  if not OUT_MAJOR_ROWS[0] <= n <= OUT_MAJOR_ROWS[1]:
+    return jnp.einsum("od,nd->on", w, x, preferred_element_type=preferred).T
+  x = jnp.pad(x, ((0, -n % _ROW_TILE), (0, 0)))
+  y = jnp.dot(w, x.T, preferred_element_type=preferred)
+  return jax.lax.optimization_barrier(y)[:, :n].T
 
 
 @jax.custom_vjp
@@ -309,9 +335,9 @@ def head_logits(params: Params, x: jax.Array, *, cfg: ModelConfig) -> jax.Array:
   the sampler to the last position of each row.
   """
   if "kernel_t" in params.get("lm_head", {}):  # [V, D], the decode layout's on CPU.
-    w = params["lm_head"]["kernel_t"]
-    y = jnp.einsum("vd,...d->v...", w.astype(x.dtype), x, preferred_element_type=jnp.float32)
-    return jnp.moveaxis(y, 0, -1).astype(jnp.float32)
+    w = params["lm_head"]["kernel_t"].astype(x.dtype)
+    y = transposed_product(w, x.reshape(-1, x.shape[-1]), jnp.float32)
+    return y.reshape(*x.shape[:-1], -1)
   if cfg.tie_embeddings:
     return _head(x, params["model"]["embed_tokens"]["embedding"], True)
   return _head(x, params["lm_head"]["kernel"], False)
