@@ -118,8 +118,9 @@ def rms_norm(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
 def dense(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
   """x [..., D_in] @ p['kernel'] [D_in, ...] (+ p['bias']) in the compute dtype.
 
-  The decode layout may hold the kernel transposed instead, as p['kernel_t'] [..., D_in]
-  (r1jax/decode_layout.py): the product is then `transposed_product`'s, on 2-D views of both
+  The decode layout may hold the kernel transposed instead, as p['kernel_t'] [O, D_in] with
+  the out axes flattened (r1jax/decode_layout.py; callers reshape the result, and a bias is
+  reshaped to it): the product is then `transposed_product`'s, on 2-D views of both
   sides (XLA:CPU's dot then gives each row the same bits whatever else shares the batch;
   with x [B, 1, D] unflattened it did not), which keeps a row's sampled tokens independent
   of the decode schedule.
@@ -131,7 +132,7 @@ def dense(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
     y = y.reshape(*x.shape[:-1], *w.shape[:-1])
   else:
     y = _matmul(x.astype(dt), p["kernel"].astype(dt))
-  return y + p["bias"].astype(dt) if "bias" in p else y
+  return y + p["bias"].astype(dt).reshape(y.shape[x.ndim - 1:]) if "bias" in p else y
 
 
 # Row counts at which `transposed_product` has the dot write [O, N]: measured faster there
@@ -209,7 +210,7 @@ def _project_qkv(p: Params, x: jax.Array, cfg: ModelConfig):
   b, t, _ = x.shape
   n, kv, g, h = cfg.num_heads, cfg.num_kv_heads, cfg.num_groups, cfg.head_dim
   if "qkv" in p:
-    qkv = dense(p["qkv"], x, cfg)  # [B, T, K, (G + 2) H]
+    qkv = dense(p["qkv"], x, cfg).reshape(b, t, kv, (g + 2) * h)
     return (qkv[..., :g * h].reshape(b, t, n, h), qkv[..., g * h:(g + 1) * h],
             qkv[..., (g + 1) * h:])
   return (dense(p["q_proj"], x, cfg).reshape(b, t, n, h),
@@ -219,8 +220,9 @@ def _project_qkv(p: Params, x: jax.Array, cfg: ModelConfig):
 
 def _gate_up(p: Params, x: jax.Array, cfg: ModelConfig):
   """x [B, T, D] -> gate, up [B, T, F] (fused in the decode layout as gate_up [D, 2, F])."""
+  # [..., 2, F] whether the kernel is [D, 2, F] or the CPU decode layout's flat [2F, D].
   if "gate_up" in p:
-    gu = dense(p["gate_up"], x, cfg)
+    gu = dense(p["gate_up"], x, cfg).reshape(*x.shape[:-1], 2, cfg.intermediate_size)
     return gu[..., 0, :], gu[..., 1, :]
   return dense(p["gate_proj"], x, cfg), dense(p["up_proj"], x, cfg)
 
