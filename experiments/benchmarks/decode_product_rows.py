@@ -7,9 +7,11 @@ SmolLM2-135M's D = 576, F = 3,072 (its MLP's gate, one 7 MB float32 weight a lay
 sampler's CPU layout (the weight held [F, D], the dot's left operand: r1jax/decode_layout.py).
 The baseline is the same chain at one row, measured in the same run. Beside it, the
 "[out, rows]" form: the dot's [F, rows] result held by an optimization barrier (rows padded
-to 16, so that a row's bits do not depend on the batch), which XLA:CPU otherwise folds into
-x @ W.T as the sampler takes it. With --torch, torch's x @ W.T on the same arrays is timed
-too (only here: r1jax never imports torch), and numpy's.
+to 16), which XLA:CPU otherwise folds into x @ W.T. Padded so, both forms give a row the same
+bits, and the sampler takes the [out, rows] form where this measures it faster
+(`transformer.OUT_MAJOR_ROWS`, 3 to 48 rows) and the folded one elsewhere. With --torch,
+torch's x @ W.T on the same arrays is timed too (only here: r1jax never imports torch), and
+numpy's.
 
 Run:
   python experiments/benchmarks/decode_product_rows.py [--rows 1,2,4,8,16,32,64] [--reps 20]
@@ -41,7 +43,7 @@ def _chain(weights, x, out_major=False):
     if out_major:
       y = _out_major(w, x)
     else:
-      y = jax.lax.dot_general(w, x, (((1,), (1,)), ((), ()))).T  # [R, F], as the sampler.
+      y = jax.lax.dot_general(w, x, (((1,), (1,)), ((), ()))).T  # [R, F], run as x @ W.T.
     acc = acc + y
     x = x + y[:, :_D] * 1e-3
   return acc
@@ -80,7 +82,7 @@ def main() -> None:
     base = base or t / r  # Seconds a row at the first row count (1 by default).
     print(f"  {r:3d} rows: {t * 1e3:7.2f} ms  {gb / t:5.1f} GB/s  "
           f"{2 * r * gb / 4 / t:6.0f} GFLOP/s  x{base * r / t:5.2f} rows/s vs {rows[0]} row(s);"
-          f"  [out, rows] {gb / t_out:5.1f} GB/s (x{t / t_out:4.2f} the sampler's speed)")
+          f"  [out, rows] {gb / t_out:5.1f} GB/s (x{t / t_out:4.2f} the folded form's speed)")
   if args.torch:
     import torch  # pylint: disable=g-import-not-at-top
     x = rng.standard_normal((16, _D), dtype=np.float32)
