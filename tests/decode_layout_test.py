@@ -60,7 +60,8 @@ def test_a_transposed_projection_gives_a_row_the_same_bits_whatever_shares_its_b
                              atol=1e-3, rtol=1e-5)
 
 
-@pytest.mark.parametrize("out", [(3072,), (960,), (49152,)], ids=["gate_up", "qkv", "head"])
+@pytest.mark.parametrize("out", [(3072,), (960,), (49152,), (100,), (49155,)],
+                         ids=["gate_up", "qkv", "head", "odd_out", "odd_vocab"])
 def test_a_row_keeps_its_bits_on_either_side_of_the_out_major_row_range(out):
   # `transposed_product` has the dot write [O, N] for OUT_MAJOR_ROWS rows (padded to 16) and
   # lets XLA fold it into x @ W.T outside them: a decode schedule whose batch crosses either
@@ -76,3 +77,15 @@ def test_a_row_keeps_its_bits_on_either_side_of_the_out_major_row_range(out):
     np.testing.assert_array_equal(np.asarray(product(w, x[:rows])), whole[:rows],
                                   err_msg=f"{rows} rows")
   np.testing.assert_allclose(whole, np.asarray(x) @ np.asarray(w).T, atol=1e-3, rtol=1e-5)
+
+
+def test_a_bf16_head_row_keeps_its_bits_whatever_shares_its_batch():
+  # bf16 operands summed in float32 (the head on a bf16 CPU run) round differently in the
+  # [O, N] form: they keep the folded dot, which gives a row the same bits at any batch.
+  w = jax.random.normal(jax.random.key(0), (49152, 576), jnp.float32).astype(jnp.bfloat16)
+  x = jax.random.normal(jax.random.key(1), (96, 576), jnp.float32).astype(jnp.bfloat16)
+  product = jax.jit(lambda w, x: transformer.transposed_product(w, x, jnp.float32))
+  whole = np.asarray(product(w, x))
+  for rows in (3, 16, 17, 48):
+    np.testing.assert_array_equal(np.asarray(product(w, x[:rows])), whole[:rows],
+                                  err_msg=f"{rows} rows")

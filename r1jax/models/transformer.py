@@ -139,7 +139,9 @@ def dense(p: Params, x: jax.Array, cfg: ModelConfig) -> jax.Array:
 # (experiments/benchmarks/decode_product_rows.py), no faster at 2 or 64 rows, slower at 96.
 OUT_MAJOR_ROWS = (3, 48)
 # Rows are padded to a multiple of this for the [O, N] form: XLA:CPU's dot takes a right-hand
-# side of other row counts by kernels that round differently from the folded form's.
+# side of other row counts by kernels that round differently from the folded form's. An O
+# that is not a multiple of it rounds differently too (100, 104 or 49,155 outputs), and so do
+# bf16 operands (the head's, summed in float32): such products keep the folded form.
 _ROW_TILE = 16
 
 
@@ -149,14 +151,15 @@ def transposed_product(w: jax.Array, x: jax.Array,
 
   The weight is the dot's left operand, contracting its contiguous axis. Written plainly,
   XLA:CPU folds the transpose of the [O, N] result into the dot, which then runs as
-  x @ w.T and reads the weights at ~8 GB/s at 16 rows. For OUT_MAJOR_ROWS rows the [O, N]
-  result is held by an optimization barrier and only it is transposed: 30 SmolLM2 MLPs at
-  16 rows then take 23.4 ms against 35.6 ms. With the rows padded to a multiple of 16 both
-  forms give every row the same float32 bits (tests/decode_layout_test.py), so which form a
-  batch takes never changes a sampled token.
+  x @ w.T and reads the weights at ~8 GB/s at 16 rows. For OUT_MAJOR_ROWS rows (float32, O
+  a multiple of 16) the [O, N] result is held by an optimization barrier and only it is
+  transposed: 30 SmolLM2 MLPs at 16 rows then take 23.4 ms against 35.6 ms. With the rows
+  padded to a multiple of 16 both forms give every row the same float32 bits
+  (tests/decode_layout_test.py), so which form a batch takes never changes a sampled token.
   """
   n = x.shape[0]
-  if not OUT_MAJOR_ROWS[0] <= n <= OUT_MAJOR_ROWS[1]:
+  if (not OUT_MAJOR_ROWS[0] <= n <= OUT_MAJOR_ROWS[1] or w.shape[0] % _ROW_TILE
+      or x.dtype != jnp.float32):
     return jnp.einsum("od,nd->on", w, x, preferred_element_type=preferred).T
   x = jnp.pad(x, ((0, -n % _ROW_TILE), (0, 0)))
   y = jnp.dot(w, x.T, preferred_element_type=preferred)
