@@ -6,8 +6,9 @@ barely grow with the rows. This measures that: 30 chained products [rows, D] x [
 SmolLM2-135M's D = 576, F = 3,072 (its MLP's gate, one 7 MB float32 weight a layer), in the
 sampler's CPU layout (the weight held [F, D], the dot's left operand: r1jax/decode_layout.py).
 The baseline is the same chain at one row, measured in the same run. Beside it, the
-"[out, rows]" form: the dot's [F, rows] result held by an optimization barrier (rows padded
-to 16), which XLA:CPU otherwise folds into x @ W.T. Padded so, both forms give a row the same
+"[out, rows]" form (`transformer.out_major_product`): the dot's [F, rows] result held by an
+optimization barrier (rows padded to 16), which XLA:CPU otherwise folds into x @ W.T
+(`transformer.folded_product`, the chain's default). Padded so, both forms give a row the same
 bits, and the sampler takes the [out, rows] form where this measures it faster
 (`transformer.OUT_MAJOR_ROWS`, 3 to 48 rows) and the folded one elsewhere. With --torch,
 torch's x @ W.T on the same arrays is timed too (only here: r1jax never imports torch), and
@@ -26,24 +27,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from r1jax.models import transformer
+
 _LAYERS, _D, _F = 30, 576, 3072
-
-
-def _out_major(w, x):
-  """w [F, D] x [R, D] -> [R, F], the dot writing [F, R] (rows padded to a multiple of 16)."""
-  r = x.shape[0]
-  x = jnp.pad(x, ((0, -r % 16), (0, 0)))
-  return jax.lax.optimization_barrier(jnp.dot(w, x.T))[:, :r].T
 
 
 def _chain(weights, x, out_major=False):
   """x [R, D] through each weight [F, D] in turn (the products depend on each other)."""
+  product = transformer.out_major_product if out_major else transformer.folded_product
   acc = jnp.zeros((x.shape[0], _F), x.dtype)
   for w in weights:
-    if out_major:
-      y = _out_major(w, x)
-    else:
-      y = jax.lax.dot_general(w, x, (((1,), (1,)), ((), ()))).T  # [R, F], run as x @ W.T.
+    y = product(w, x)  # [R, F]
     acc = acc + y
     x = x + y[:, :_D] * 1e-3
   return acc

@@ -34,9 +34,10 @@ from r1jax.models.config import ModelConfig
 Params = dict[str, Any]
 
 __all__ = ["AttendFn", "Params", "abstract_params", "apply_rope", "attention_impl", "block",
-           "causal_allowed", "count_params", "dense", "embed", "forward", "head_logits", "init",
-           "masked_attention", "param_logical_axes", "positions_from_mask", "rms_norm",
-           "rope_inv_freq", "run_layers", "scan_layers", "transposed_product"]
+           "causal_allowed", "count_params", "dense", "embed", "folded_product", "forward",
+           "head_logits", "init", "masked_attention", "out_major_product", "param_logical_axes",
+           "positions_from_mask", "rms_norm", "rope_inv_freq", "run_layers", "scan_layers",
+           "transposed_product"]
 
 # Activation checkpointing policies by config name. "full" saves nothing and recomputes the
 # whole block in the backward pass; "dots" saves matmul outputs.
@@ -157,13 +158,25 @@ def transposed_product(w: jax.Array, x: jax.Array,
   padded to a multiple of 16 both forms give every row the same float32 bits
   (tests/decode_layout_test.py), so which form a batch takes never changes a sampled token.
   """
+  if (OUT_MAJOR_ROWS[0] <= x.shape[0] <= OUT_MAJOR_ROWS[1] and w.shape[0] % _ROW_TILE == 0
+      and x.dtype == jnp.float32):
+    return out_major_product(w, x, preferred)
+  return folded_product(w, x, preferred)
+
+
+def out_major_product(w: jax.Array, x: jax.Array,
+                      preferred: jnp.dtype | None = None) -> jax.Array:
+  """w [O, D] times x [N, D] -> [N, O], the dot writing [O, N] (rows padded to 16)."""
   n = x.shape[0]
-  if (not OUT_MAJOR_ROWS[0] <= n <= OUT_MAJOR_ROWS[1] or w.shape[0] % _ROW_TILE
-      or x.dtype != jnp.float32):
-    return jnp.einsum("od,nd->on", w, x, preferred_element_type=preferred).T
   x = jnp.pad(x, ((0, -n % _ROW_TILE), (0, 0)))
   y = jnp.dot(w, x.T, preferred_element_type=preferred)
   return jax.lax.optimization_barrier(y)[:, :n].T
+
+
+def folded_product(w: jax.Array, x: jax.Array,
+                   preferred: jnp.dtype | None = None) -> jax.Array:
+  """w [O, D] times x [N, D] -> [N, O], which XLA:CPU runs as x @ w.T."""
+  return jnp.einsum("od,nd->on", w, x, preferred_element_type=preferred).T
 
 
 @jax.custom_vjp
