@@ -13,7 +13,8 @@ attention of r1jax/models/kv_cache.py):
      Shapes depend only on the bucket, so a run compiles once per bucket.
   2. One prefill over the P distinct prompts (attending over the prompt alone) gives their
      keys, values and next-token logits; the first tokens every prompt shares (a chat
-     template's system turn) run once for all of them (r1jax/prefill.py).
+     template's system turn) run once for all of them, and the rest are packed end to end
+     so that padding costs no matmuls (r1jax/prefill.py).
   3. A `lax.while_loop` decodes S = `max_rows` slots (all B rows by default) one token per
      step. A slot (r1jax/decode_slots.py) holds one (prompt, sample) row: the prompt's keys
      and values copied in, then its own generated ones, each written at the row's own
@@ -201,7 +202,7 @@ def _tick(done) -> None:
     bar.update(int(done) - bar.n)
 
 
-def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfig,
+def _generate(params, prefix, tokens, mask, key, budget=None, packed=None, *, cfg: ModelConfig,
               sampling: SamplingConfig, num_samples: int, progress: bool) -> Rollout:
   _TRACES[0] += 1  # Python side effect: runs once per trace, i.e. once per compilation.
   p, t_prompt = tokens.shape[0], prefix.shape[1] + tokens.shape[1]  # T_p = T_s + T_x.
@@ -211,13 +212,18 @@ def _generate(params, prefix, tokens, mask, key, budget=None, *, cfg: ModelConfi
   # groups (r1jax/decode_slots.py), so starting or moving a row copies nothing across devices.
   groups = math.gcd(decode_layout.row_shards(s, "cache_batch"), p)
   params = decode_layout.cast(params, cfg)
-  tokens = decode_layout.rows(tokens, "batch", None)
   mask = decode_layout.rows(mask, "batch", None)
+  if packed is None:  # Each suffix in its own row (a traced caller's prompts): no packing.
+    packed = prefill_lib.unpacked(tokens, mask, prefix.shape[1],
+                                  decode_layout.row_shards(p, "batch"))
+  packed = packed._replace(**{  # One group of packed rows a device, as the prompts lie.
+      name: decode_layout.rows(getattr(packed, name), "batch", None, None)
+      for name in packed._fields if name != "chunks"})
   layers = decode_layout.layer_params(params, cfg)
   top = decode_layout.top_params(params, cfg)
   if budget is None:
     budget = jnp.full((p,), t_new, jnp.int32)
-  prompts = prefill_lib.prefill(layers, top, prefix, tokens, mask, jnp.minimum(budget, t_new),
+  prompts = prefill_lib.prefill(layers, top, prefix, packed, mask, jnp.minimum(budget, t_new),
                                 cfg=cfg)
 
   m = max([len(q) for q in sampling.stop_sequences] + [1])
@@ -421,10 +427,13 @@ def generate(params: transformer.Params, prompts: Sequence[Sequence[int]], *, cf
   if len(budgets) != len(ids) or not all(1 <= x <= sampling.max_new_tokens for x in budgets):
     raise ValueError(f"budgets must be {len(ids)} integers (one per prompt) in "
                      f"[1, max_new_tokens={sampling.max_new_tokens}], got {budgets!r:.120}")
+  # Suffixes packed end to end (r1jax/prefill.py), one group a device the prompts lie on.
+  packed = prefill_lib.pack(mask, tokens, t_s, decode_layout.row_shards(len(ids), "batch"))
   # The prefix goes in as numpy: `jnp.asarray` compiles a small staging program per new shape.
   run = functools.partial(_jitted_generate(platform), params, prefix, jnp.asarray(tokens),
-                          jnp.asarray(mask), key, jnp.asarray(budgets, jnp.int32), cfg=cfg,
-                          sampling=sampling, num_samples=num_samples, progress=progress)
+                          jnp.asarray(mask), key, jnp.asarray(budgets, jnp.int32), packed,
+                          cfg=cfg, sampling=sampling, num_samples=num_samples,
+                          progress=progress)
   if not progress:
     return run()
   with tqdm.tqdm(total=len(ids) * num_samples, desc="decoding", unit="row", file=sys.stderr,

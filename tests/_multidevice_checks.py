@@ -26,7 +26,9 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from r1jax import decode_layout
 from r1jax import dryrun
+from r1jax import prefill
 from r1jax import sampler
 from r1jax import sharding
 from r1jax.models import ModelConfig, transformer
@@ -83,13 +85,17 @@ def _continuous_decode_collectives(params, tokens, mask) -> dict[str, list[int]]
   the slot's device, not gather the cache. Slots and output rows pair up at run time, so
   per-slot ids, positions and sampled tokens do cross devices. Starting a row copies its
   prompt's keys and values into the slot, and the narrow tail moves live rows: both within
-  the slot's device (its slot group), not built for all slots on every device and summed."""
+  the slot's device (its slot group), not built for all slots on every device and summed.
+  The prefill packs each device's prompts apart and scatters their keys and values there."""
   sc = sampler.SamplingConfig(temperature=1.0, max_new_tokens=T_NEW, max_rows=16,
                               cache_blocks=2, tail_slots=8)
-  decode = lambda p, t, m: sampler._generate(  # pylint: disable=protected-access
-      p, jnp.zeros((1, 0), jnp.int32), t, m, jax.random.key(3), cfg=CFG, sampling=sc,
-      num_samples=4, progress=False)
-  hlo = jax.jit(decode).lower(params, tokens, mask).compile().as_text()
+  # The prompts packed as `sampler.generate` packs them: one group a device (8 here).
+  packed = prefill.pack(np.asarray(mask), np.asarray(tokens), 0,
+                        decode_layout.row_shards(tokens.shape[0], "batch"))
+  decode = lambda p, t, m, pk: sampler._generate(  # pylint: disable=protected-access
+      p, jnp.zeros((1, 0), jnp.int32), t, m, jax.random.key(3), None, pk, cfg=CFG,
+      sampling=sc, num_samples=4, progress=False)
+  hlo = jax.jit(decode).lower(params, tokens, mask, packed).compile().as_text()
   sizes = {"loop_all_gathers": [], "outside": []}
   for line in hlo.splitlines():
     shape = re.search(r"= \(?\w+\[([\d,]*)\]\S* (all-gather|all-reduce|reduce-scatter|"

@@ -37,34 +37,91 @@ def test_shared_prefix_length_rounds_down_and_leaves_every_prompt_a_token(prompt
   assert prefill.shared_prefix_length(prompts, multiple) == want
 
 
-def test_a_prefix_prefilled_once_gives_the_whole_prefills_keys_values_and_logits(params):
-  # The same prompts prefilled whole ([pads | prefix | rest]) and with the prefix shared
-  # ([prefix | pads | rest]): every real position has the same key and value, each prompt
-  # the same length and next-token logits.
-  t_s, t_p = 16, 32
-  run = jax.jit(lambda pre, tok, m: prefill.prefill(
-      decode_layout.layer_params(params, CFG), decode_layout.top_params(params, CFG), pre, tok,
-      m, jnp.ones(tok.shape[0], jnp.int32), cfg=CFG))
+def _left_padded(ids, width):
+  tok, mask = np.zeros((len(ids), width), np.int32), np.zeros((len(ids), width), bool)
+  for i, x in enumerate(ids):
+    tok[i, width - len(x):], mask[i, width - len(x):] = x, True
+  return tok, mask
 
-  def rows(ids, width):
-    tok, mask = np.zeros((len(ids), width), np.int32), np.zeros((len(ids), width), bool)
-    for i, x in enumerate(ids):
-      tok[i, width - len(x):], mask[i, width - len(x):] = x, True
-    return jnp.asarray(tok), jnp.asarray(mask)
 
-  whole = run(jnp.zeros((1, 0), jnp.int32), *rows(PROMPTS, t_p))
-  shared = run(jnp.asarray([PREFIX[:t_s]]), *rows([p[t_s:] for p in PROMPTS], t_p - t_s))
-  np.testing.assert_array_equal(shared.length, [len(p) for p in PROMPTS])
-  np.testing.assert_array_equal(shared.mask.sum(axis=1), shared.length)
-  np.testing.assert_allclose(shared.logits, whole.logits, atol=TOL, rtol=TOL)
+def _prefill(params, prefix, tok, mask, packing):
+  t_s = prefix.shape[1]
+  packed = (prefill.pack(mask, tok, t_s) if packing == "packed"
+            else prefill.unpacked(jnp.asarray(tok), jnp.asarray(mask), t_s))
+  run = jax.jit(lambda pre, pk, m: prefill.prefill(
+      decode_layout.layer_params(params, CFG), decode_layout.top_params(params, CFG), pre, pk,
+      m, jnp.ones(m.shape[0], jnp.int32), cfg=CFG))
+  return run(jnp.asarray(prefix), packed, jnp.asarray(mask))
+
+
+def _assert_same_prompts(got, want):
+  """Every real position's key and value, each prompt's length and next-token logits."""
+  np.testing.assert_array_equal(got.length, want.length)
+  np.testing.assert_array_equal(got.mask.sum(axis=1), got.length)
+  np.testing.assert_allclose(got.logits, want.logits, atol=TOL, rtol=TOL)
   for layer in range(CFG.num_layers):
-    for i in range(len(PROMPTS)):
-      got_k = shared.k[layer][i][..., np.asarray(shared.mask[i])]  # [K, H, real positions]
-      want_k = whole.k[layer][i][..., np.asarray(whole.mask[i])]
+    for i in range(got.logits.shape[0]):
+      got_k = got.k[layer][i][..., np.asarray(got.mask[i])]  # [K, H, real positions]
+      want_k = want.k[layer][i][..., np.asarray(want.mask[i])]
       np.testing.assert_allclose(got_k, want_k, atol=TOL, rtol=TOL)
-      got_v = shared.v[layer][i][:, np.asarray(shared.mask[i])]  # [K, real positions, H]
-      np.testing.assert_allclose(got_v, whole.v[layer][i][:, np.asarray(whole.mask[i])],
+      got_v = got.v[layer][i][:, np.asarray(got.mask[i])]  # [K, real positions, H]
+      np.testing.assert_allclose(got_v, want.v[layer][i][:, np.asarray(want.mask[i])],
                                  atol=TOL, rtol=TOL)
+
+
+@pytest.mark.parametrize("packing", ["packed", "unpacked"])
+def test_a_prefix_prefilled_once_gives_the_whole_prefills_keys_values_and_logits(params, packing):
+  # The same prompts prefilled whole ([pads | prefix | rest], one prompt a row) and with the
+  # prefix shared ([prefix | pads | rest], the rests packed or not): every real position has
+  # the same key and value, each prompt the same length and next-token logits.
+  t_s, t_p = 16, 32
+  whole = _prefill(params, np.zeros((1, 0), np.int32), *_left_padded(PROMPTS, t_p), "unpacked")
+  shared = _prefill(params, np.asarray([PREFIX[:t_s]]),
+                    *_left_padded([p[t_s:] for p in PROMPTS], t_p - t_s), packing)
+  np.testing.assert_array_equal(shared.length, [len(p) for p in PROMPTS])
+  _assert_same_prompts(shared, whole)
+
+
+# Eight prompts of 1 to 12 tokens in rows of 12: first fit by decreasing length puts several
+# in a row; a prompt of the row's full width fills one alone.
+LENGTHS = [12, 3, 7, 1, 5, 9, 2, 4]
+SUFFIXES = [[(7 * i + j) % 250 + 1 for j in range(n)] for i, n in enumerate(LENGTHS)]
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_packing_places_every_token_once_at_its_prompts_cache_columns(groups):
+  tok, mask = _left_padded(SUFFIXES, 12)
+  pk = prefill.pack(mask, tok, t_s=5, groups=groups)
+  p_g = len(SUFFIXES) // groups
+  seen = set()
+  for g in range(groups):
+    for row, col in zip(*np.nonzero(pk.segment[g] < p_g)):
+      prompt = g * p_g + int(pk.segment[g, row, col])  # A group packs only its own prompts.
+      n, j = LENGTHS[prompt], int(pk.position[g, row, col])
+      assert pk.tokens[g, row, col] == SUFFIXES[prompt][j]
+      assert pk.column[g, row, col] == 5 + 12 - n + j  # Where the left-padded prompt has it.
+      assert bool(pk.last[g, row, col]) == (j == n - 1)
+      seen.add((prompt, j))
+    rows_used = np.nonzero((pk.segment[g] < p_g).any(axis=1))[0]
+    assert len(rows_used) < p_g  # Packing saved rows.
+  assert seen == {(p, j) for p, n in enumerate(LENGTHS) for j in range(n)}
+  assert not pk.last[pk.segment == p_g].any() and not pk.tokens[pk.segment == p_g].any()
+  c = prefill.chunk_rows(p_g, 12)
+  assert pk.tokens.shape == (groups, -(-p_g // c) * c, 12)
+  used = max(len(np.nonzero((pk.segment[g] < p_g).any(axis=1))[0]) for g in range(groups))
+  assert int(pk.chunks) == -(-used // c)  # The loop runs only chunks that hold tokens.
+
+
+def test_packed_rows_give_each_prompt_the_keys_values_and_logits_it_has_alone(params):
+  # Prompts sharing a packed row attend only within their own segment: each gets what it
+  # gets prefilled in a row of its own, with and without a shared prefix.
+  tok, mask = _left_padded(SUFFIXES, 12)
+  for prefix in (np.zeros((1, 0), np.int32), np.asarray([PREFIX[:8]])):
+    packed = _prefill(params, prefix, tok, mask, "packed")
+    alone = _prefill(params, prefix, tok, mask, "unpacked")
+    _assert_same_prompts(packed, alone)
+    assert int(prefill.pack(mask, tok, prefix.shape[1]).chunks) < prefill.unpacked(
+        jnp.asarray(tok), jnp.asarray(mask), prefix.shape[1]).chunks  # Fewer chunks ran.
 
 
 def _teacher_forced(params, prompt, completion):

@@ -90,6 +90,8 @@ def test_continuous_batching_decodes_each_slot_on_its_own_device(results):
   #    the outputs are written within each group, so no slot ids or tokens are gathered;
   #  * outside them: starting a row copies its prompt's keys and values within the group, and
   #    the narrow tail moves each group's rows within it. Across all slots, these copies were
-  #    built whole on every device and summed (R1-Zero: 96 GiB a device against 46 static).
+  #    built whole on every device and summed (R1-Zero: 96 GiB a device against 46 static);
+  #  * in the prefill's loop over packed chunks: each device packs its own prompts, and
+  #    scatters their keys and values into its own part of the prompts' cache.
   sizes = results["8x1x1"]["continuous_decode_collectives"]
   assert sizes == {"loop_all_gathers": [], "outside": []}, sizes

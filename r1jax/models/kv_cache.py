@@ -62,17 +62,17 @@ def prefill_attend(allowed: jax.Array, *, cfg: ModelConfig,
   """Masked attention over the prompt (allowed [P, T, T_s + T]).
 
   `before` is an optional shared prefix's keys and values [1, T_s, K, H] at the same layer
-  (r1jax/prefill.py): every row attends over them first. Also returns the keys
-  [P, K, H, T_s + T] and values [P, K, T_s + T, H] attended over, the cache's layouts.
+  (r1jax/prefill.py): every row attends over them first. Also returns the rows' own keys and
+  values [P, T, K, H] (not the prefix's), which the prefill places in the cache's layout.
   """
 
   def attend(q, k, v):  # k, v [P, T, K, H]
+    keys, values = k, v
     if before is not None:  # The prefix's one row, read by each of the P rows.
       fan = lambda y, like: jnp.broadcast_to(y, (like.shape[0],) + y.shape[1:]).astype(like.dtype)
-      k = jnp.concatenate([fan(before[0], k), k], axis=1)
-      v = jnp.concatenate([fan(before[1], v), v], axis=1)
-    out = transformer.masked_attention(q, k, v, allowed, cfg=cfg)
-    return out, (jnp.transpose(k, (0, 2, 3, 1)), jnp.swapaxes(v, 1, 2))
+      keys = jnp.concatenate([fan(before[0], k), k], axis=1)
+      values = jnp.concatenate([fan(before[1], v), v], axis=1)
+    return transformer.masked_attention(q, keys, values, allowed, cfg=cfg), (k, v)
 
   return attend
 
