@@ -89,7 +89,8 @@ SUFFIXES = [[(7 * i + j) % 250 + 1 for j in range(n)] for i, n in enumerate(LENG
 
 
 @pytest.mark.parametrize("groups", [1, 2])
-def test_packing_places_every_token_once_at_its_prompts_cache_columns(groups):
+def test_packing_places_every_token_once_at_its_prompts_cache_columns(groups, monkeypatch):
+  monkeypatch.setattr(prefill, "CHUNK_POSITIONS", 24)  # Chunks of 2 rows.
   tok, mask = _left_padded(SUFFIXES, 12)
   pk = prefill.pack(mask, tok, t_s=5, groups=groups)
   p_g = len(SUFFIXES) // groups
@@ -112,9 +113,12 @@ def test_packing_places_every_token_once_at_its_prompts_cache_columns(groups):
   assert int(pk.chunks) == -(-used // c)  # The loop runs only chunks that hold tokens.
 
 
-def test_packed_rows_give_each_prompt_the_keys_values_and_logits_it_has_alone(params):
+def test_packed_rows_give_each_prompt_the_keys_values_and_logits_it_has_alone(params,
+                                                                            monkeypatch):
   # Prompts sharing a packed row attend only within their own segment: each gets what it
-  # gets prefilled in a row of its own, with and without a shared prefix.
+  # gets prefilled in a row of its own, with and without a shared prefix. Chunks of 2 rows
+  # (24 positions), so that the loop runs several and packing skips some.
+  monkeypatch.setattr(prefill, "CHUNK_POSITIONS", 24)
   tok, mask = _left_padded(SUFFIXES, 12)
   for prefix in (np.zeros((1, 0), np.int32), np.asarray([PREFIX[:8]])):
     packed = _prefill(params, prefix, tok, mask, "packed")
