@@ -16,7 +16,7 @@ Suffixes differ in length (GSM8K's, after R1's chat preamble: 73 tokens on avera
 (on the host) places them end to end in rows of the bucket's width W = T_x, first fit by
 decreasing length, each token tagged with its prompt (`segment`) and its position in it; a
 token attends only within its own segment. The prefill runs the packed rows C at a time
-(`chunk_rows`: about `CHUNK_POSITIONS` positions, where XLA:CPU's dots run fastest) in a loop
+(`chunk_rows`: at most `CHUNK_POSITIONS` positions; a small batch in one chunk) in a loop
 whose trip count is the number of chunks holding tokens, so its work follows the prompts'
 real tokens while every shape depends only on P and the bucket (one compile per bucket).
 Each chunk scatters its keys and values to their prompts' cache columns and its prompts'
