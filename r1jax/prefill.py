@@ -32,7 +32,7 @@ logits equal a whole prefill's up to float rounding.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from typing import NamedTuple, Sequence
 
 import jax
@@ -199,6 +199,10 @@ def prefill(layers: Sequence[transformer.Params], top: transformer.Params, prefi
     for i, layer in enumerate(layers):
       x, before[i] = transformer.block(layer, x, jnp.arange(t_s, dtype=jnp.int32)[None], attend,
                                        cfg=cfg)
+  # The splash kernel (TPU) reads a square `allowed` as causal + padding, which packed rows
+  # are not (they attend by segment): XLA's attention runs them.
+  attn_cfg = (dataclasses.replace(cfg, attention="xla")
+              if transformer.attention_impl(cfg, dt) == "splash" else cfg)
   kv = cfg.num_kv_heads, cfg.head_dim
   pin = lambda a: decode_layout.rows(a, "batch", *([None] * (a.ndim - 1)))
 
@@ -237,8 +241,8 @@ def prefill(layers: Sequence[transformer.Params], top: transformer.Params, prefi
     ks, vs = list(ks), list(vs)
     for l, layer in enumerate(layers):
       x, (k, v) = transformer.block(
-          layer, x, positions, kv_cache.prefill_attend(allowed, cfg=cfg, before=before[l]),
-          cfg=cfg)
+          layer, x, positions,
+          kv_cache.prefill_attend(allowed, cfg=attn_cfg, before=before[l]), cfg=cfg)
       ks[l], vs[l] = scatter(ks[l], k, seg, col, True), scatter(vs[l], v, seg, col, False)
     end = jnp.where(last, seg, p_g)  # Each prompt's last token writes its hidden state.
     hidden = pin(merged(jax.vmap(
