@@ -122,9 +122,12 @@ def pack(mask: np.ndarray, tokens: np.ndarray, t_s: int, groups: int = 1) -> Pac
     Packed numpy arrays [G, N, T_x] and the chunk count.
   """
   p, w = mask.shape
-  if p % groups:
-    raise ValueError(f"{p} prompts do not split into {groups} groups")
+  if groups < 1 or p % groups:
+    raise ValueError(f"groups must be a positive divisor of the {p} prompts, got {groups}")
   p_g, lengths = p // groups, mask.sum(axis=1)
+  if lengths.min() < 1:  # Its last token would mark the previous prompt's.
+    raise ValueError(f"every prompt needs a token after the prefix; prompt "
+                     f"{int(lengths.argmin())} has none")
   n = _rows(p_g, w)
   out = {name: np.zeros((groups, n, w), dtype) for name, dtype in (
       ("tokens", np.int32), ("segment", np.int32), ("position", np.int32),
@@ -196,9 +199,9 @@ def prefill(layers: Sequence[transformer.Params], top: transformer.Params, prefi
     x = transformer.embed(top, prefix, cfg)
     attend = kv_cache.prefill_attend(
         transformer.causal_allowed(jnp.ones((1, t_s), bool)), cfg=cfg)
+    prefix_pos = jnp.arange(t_s, dtype=jnp.int32)[None]
     for i, layer in enumerate(layers):
-      x, before[i] = transformer.block(layer, x, jnp.arange(t_s, dtype=jnp.int32)[None], attend,
-                                       cfg=cfg)
+      x, before[i] = transformer.block(layer, x, prefix_pos, attend, cfg=cfg)
   # The splash kernel (TPU) reads a square `allowed` as causal + padding, which packed rows
   # are not (they attend by segment): XLA's attention runs them.
   attn_cfg = (dataclasses.replace(cfg, attention="xla")

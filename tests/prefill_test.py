@@ -171,3 +171,12 @@ def test_batches_whose_prefixes_round_alike_share_one_compile(params):
   sampler.generate(params, [PREFIX + [5] * 7 + [1], PREFIX + [5] * 7 + [2]], cfg=CFG,
                    sampling=sc, key=jax.random.key(0))  # 25 shared -> T_s = 24: a new shape.
   assert sampler.trace_count() == before + 2
+
+
+def test_packing_refuses_groups_that_do_not_divide_and_an_empty_suffix():
+  tok, mask = _left_padded(SUFFIXES, 12)
+  with pytest.raises(ValueError, match="positive divisor of the 8 prompts, got 3"):
+    prefill.pack(mask, tok, t_s=0, groups=3)
+  mask[2] = False
+  with pytest.raises(ValueError, match="prompt 2 has none"):
+    prefill.pack(mask, tok, t_s=0)
